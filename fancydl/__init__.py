@@ -1,0 +1,21 @@
+"""fancydl: the "fancy" operators of deep learning from scratch in NumPy.
+
+Every operator takes NumPy arrays in PyTorch's layout (NCHW) with PyTorch's names,
+argument order and defaults, and has a hand-written backward pass reached through
+:func:`vjp`::
+
+    import fancydl
+    out, pullback = fancydl.vjp(fancydl.cross_entropy, logits, target)
+    grad_logits, grad_target = pullback(np.ones(()))
+
+``fancydl.gradcheck`` compares any such pullback with finite differences, and
+``fancydl.crosscheck`` compares an operator with PyTorch when PyTorch is installed.
+"""
+
+from .autodiff import Function, Traced, gradcheck, vjp
+from .crosscheck import crosscheck
+from .elementwise import (add, div, exp, flatten, getitem, linear, log, matmul, mean, mul,
+                          neg, relu, reshape, sigmoid, sub, sum, tanh)
+from .softmax import cross_entropy, log_softmax, logsumexp, nll_loss, softmax
+
+__version__ = "0.1.0"

@@ -1,0 +1,388 @@
+"""Softmax, log-softmax, log-sum-exp, negative log-likelihood and cross-entropy.
+
+Every exponential here is taken of ``z - max(z)``, a non-positive number, so nothing
+overflows for logits of any size (claims S1 and S2 of the book's source). Semantics,
+argument order and defaults are those of ``torch.nn.functional``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .autodiff import Function
+from .validation import (check_array, check_choice, check_dim, check_float_array, check_int,
+                         check_real, check_same_dtype)
+
+__all__ = ["softmax", "log_softmax", "logsumexp", "nll_loss", "cross_entropy"]
+
+REDUCTIONS = ("none", "mean", "sum")
+
+
+def _shifted_max(z, dim):
+    """max(z) along ``dim`` (kept), with infinite maxima replaced by 0 so that
+    ``z - m`` is never ``inf - inf`` when the max is the only infinite entry."""
+    m = np.max(z, axis=dim, keepdims=True)
+    return np.where(np.isfinite(m), m, np.zeros((), z.dtype))
+
+
+class _Softmax(Function):
+    @staticmethod
+    def forward(ctx, z, dim):
+        e = np.exp(z - np.max(z, axis=dim, keepdims=True))
+        y = e / e.sum(axis=dim, keepdims=True)
+        ctx.save_for_backward(y)
+        ctx.dim = dim
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved
+        return y * (grad - (grad * y).sum(axis=ctx.dim, keepdims=True)), None
+
+
+class _LogSoftmax(Function):
+    @staticmethod
+    def forward(ctx, z, dim):
+        shifted = z - np.max(z, axis=dim, keepdims=True)
+        out = shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
+        ctx.save_for_backward(out)
+        ctx.dim = dim
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved
+        return grad - np.exp(out) * grad.sum(axis=ctx.dim, keepdims=True), None
+
+
+class _LogSumExp(Function):
+    @staticmethod
+    def forward(ctx, z, dims, keepdim):
+        m = _shifted_max(z, dims)
+        out = m + np.log(np.exp(z - m).sum(axis=dims, keepdims=True))
+        ctx.save_for_backward(z, out)
+        ctx.dims = dims
+        return out if keepdim else np.squeeze(out, axis=dims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        z, out = ctx.saved
+        grad = np.expand_dims(grad, ctx.dims) if grad.ndim < z.ndim else grad
+        return grad * np.exp(z - out), None, None
+
+
+def softmax(input, dim):
+    """Softmax along ``dim``: ``exp(z) / sum(exp(z))``, computed as ``exp(z - max z)``.
+
+    Parameters
+    ----------
+    input : ndarray, float32 or float64, any shape
+    dim : int
+        The dimension that sums to 1 (negative counts from the end).
+
+    Returns
+    -------
+    ndarray of ``input``'s shape and dtype
+
+    Examples
+    --------
+    >>> import numpy as np, fancydl
+    >>> fancydl.softmax(np.array([1000.0, 0.0]), dim=0)
+    array([1., 0.])
+    """
+    check_float_array("softmax", "input", input)
+    return _Softmax.apply(input, check_dim("softmax", "dim", dim, input.ndim))
+
+
+def log_softmax(input, dim):
+    """``log(softmax(input, dim))`` computed as ``(z - m) - log(sum(exp(z - m)))``.
+
+    Parameters
+    ----------
+    input : ndarray, float32 or float64, any shape
+    dim : int
+
+    Returns
+    -------
+    ndarray of ``input``'s shape and dtype
+
+    Examples
+    --------
+    >>> import numpy as np, fancydl
+    >>> fancydl.log_softmax(np.array([1000.0, 0.0, -1000.0]), dim=0)
+    array([    0., -1000., -2000.])
+    """
+    check_float_array("log_softmax", "input", input)
+    return _LogSoftmax.apply(input, check_dim("log_softmax", "dim", dim, input.ndim))
+
+
+def logsumexp(input, dim, keepdim=False):
+    """``log(sum(exp(input)))`` over ``dim`` without overflow, like ``torch.logsumexp``.
+
+    Parameters
+    ----------
+    input : ndarray, float32 or float64
+    dim : int or tuple of int
+    keepdim : bool
+
+    Returns
+    -------
+    ndarray
+        ``input``'s shape without ``dim`` (or with size 1 there if ``keepdim``).
+    """
+    check_float_array("logsumexp", "input", input)
+    dims = (dim,) if not isinstance(dim, (tuple, list)) else tuple(dim)
+    dims = tuple(sorted({check_dim("logsumexp", "dim", d, input.ndim) for d in dims}))
+    return _LogSumExp.apply(input, dims, bool(keepdim))
+
+
+# --- losses -------------------------------------------------------------------------
+
+class _ClassIndexLoss(Function):
+    """Weighted, label-smoothed negative log-likelihood of class indices.
+
+    With log-probabilities ``logp`` (N, C, ...), per item ``i``: ``v_i`` is 1 unless
+    its target is ``ignore_index``, ``w_i = v_i * weight[t_i]``, and
+
+        loss_i = (1 - eps) * (-w_i logp[i, t_i]) + eps / C * (-v_i sum_c weight_c logp[i, c])
+
+    'mean' divides the total by ``sum_i w_i`` (PyTorch's weighted mean).
+    """
+
+    @staticmethod
+    def forward(ctx, logp, weight, target, ignore_index, reduction, smoothing):
+        n_classes = logp.shape[1]
+        valid = target != ignore_index
+        safe_target = np.where(valid, target, 0)
+        class_weight = np.ones(n_classes, logp.dtype) if weight is None else weight
+        w = np.where(valid, class_weight[safe_target], 0).astype(logp.dtype)
+        picked = np.take_along_axis(logp, safe_target[:, None], axis=1)[:, 0]
+        loss = (1 - smoothing) * (-w * picked)
+        if smoothing > 0:
+            spread = _class_axis(class_weight, logp.ndim)
+            loss = loss - smoothing / n_classes * valid * (logp * spread).sum(axis=1)
+        denominator = w.sum()
+        ctx.save_for_backward(logp, class_weight, safe_target, valid, w, loss)
+        ctx.reduction, ctx.smoothing, ctx.denominator = reduction, smoothing, denominator
+        if reduction == "none":
+            return loss.astype(logp.dtype, copy=False)
+        total = loss.sum()
+        with np.errstate(invalid="ignore", divide="ignore"):  # all ignored: 0/0 = nan
+            return np.asarray(total / denominator if reduction == "mean" else total,
+                              dtype=logp.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        logp, class_weight, target, valid, w, loss = ctx.saved
+        n_classes, eps = logp.shape[1], ctx.smoothing
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_item = grad / ctx.denominator if ctx.reduction == "mean" else grad
+        # Ignored items get exactly 0, even when every item is ignored (0/0 above).
+        per_item = np.where(valid, per_item, np.zeros((), logp.dtype))
+        with np.errstate(invalid="ignore"):
+            one_hot_grad = -(1 - eps) * per_item * w
+        g_logp = np.zeros_like(logp)
+        np.put_along_axis(g_logp, target[:, None], one_hot_grad[:, None], axis=1)
+        if eps > 0:
+            g_logp -= (eps / n_classes * per_item * valid)[:, None] * _class_axis(
+                class_weight, logp.ndim)
+        g_weight = None
+        if ctx.needs_input_grad[1]:
+            g_weight = _class_index_weight_grad(ctx, logp, target, valid, per_item, loss)
+        return g_logp, g_weight, None, None, None, None
+
+
+def _class_axis(per_class, ndim):
+    """Shape a (C,) vector to broadcast along axis 1 of an ndim-dimensional array."""
+    return per_class.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def _class_index_weight_grad(ctx, logp, target, valid, per_item, loss):
+    """Gradient of :class:`_ClassIndexLoss` with respect to the class weights."""
+    n_classes, eps = logp.shape[1], ctx.smoothing
+    picked = np.take_along_axis(logp, target[:, None], axis=1)[:, 0]
+    contrib = np.zeros(n_classes, logp.dtype)
+    np.add.at(contrib, target[valid], (-(1 - eps) * per_item * picked)[valid])
+    if eps > 0:
+        smoothed = -(eps / n_classes) * (per_item * valid)[:, None] * logp
+        contrib += smoothed.sum(axis=tuple(a for a in range(logp.ndim) if a != 1))
+    if ctx.reduction == "mean":
+        # d(total / D)/d weight_c also moves the denominator D = sum_i w_i.
+        counts = np.bincount(target[valid].ravel(), minlength=n_classes)
+        contrib -= per_item.flat[0] * loss.sum() / ctx.denominator * counts
+    return contrib.astype(logp.dtype, copy=False)
+
+
+class _ClassProbabilityLoss(Function):
+    """Cross-entropy against class probabilities ``q`` (same shape as ``logp``):
+
+        loss_i = -sum_c weight_c q'_ic logp_ic,   q' = (1 - eps) q + eps / C
+
+    'mean' divides by the number of items (every dimension but the class one).
+    """
+
+    @staticmethod
+    def forward(ctx, logp, target, weight, reduction, smoothing):
+        n_classes = logp.shape[1]
+        smoothed = target * (1 - smoothing) + smoothing / n_classes
+        spread = 1 if weight is None else _class_axis(weight, logp.ndim)
+        terms = -(logp * smoothed * spread)
+        ctx.save_for_backward(logp, smoothed, spread)
+        ctx.reduction, ctx.smoothing = reduction, smoothing
+        ctx.count = logp.size // n_classes
+        if reduction == "none":
+            return terms.sum(axis=1)
+        total = terms.sum()
+        return np.asarray(total / ctx.count if reduction == "mean" else total,
+                          dtype=logp.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        logp, smoothed, spread = ctx.saved
+        g = grad / ctx.count if ctx.reduction == "mean" else grad
+        g = np.expand_dims(g, 1) if ctx.reduction == "none" else g
+        g_logp = -g * smoothed * spread
+        g_target = -g * (1 - ctx.smoothing) * logp * spread if ctx.needs_input_grad[1] \
+            else None
+        g_weight = None
+        if ctx.needs_input_grad[2]:
+            per_class = -g * smoothed * logp
+            g_weight = per_class.sum(axis=tuple(a for a in range(logp.ndim) if a != 1))
+        return g_logp, g_target, g_weight, None, None
+
+
+def _check_loss_arguments(op, input, target, weight, ignore_index, reduction,
+                          label_smoothing=0.0):
+    """Validate the shared arguments of nll_loss and cross_entropy.
+
+    Returns
+    -------
+    probabilities : bool
+        True when ``target`` holds class probabilities rather than indices.
+    """
+    check_float_array(op, "input", input)
+    if input.ndim == 0:
+        raise ValueError(f"{op}: input must have at least 1 dimension (the classes), "
+                         f"got a 0-d array")
+    check_array(op, "target", target)
+    check_int(op, "ignore_index", ignore_index)
+    check_choice(op, "reduction", reduction, REDUCTIONS)
+    check_real(op, "label_smoothing", label_smoothing, 0.0, 1.0)
+    n_classes = input.shape[0 if input.ndim == 1 else 1]
+    if weight is not None:
+        check_float_array(op, "weight", weight, ndim=1)
+        if weight.shape[0] != n_classes:
+            raise ValueError(f"{op}: weight must have one entry per class ({n_classes}), "
+                             f"got shape {weight.shape}")
+    check_same_dtype(op, input=input, weight=weight)
+    if np.issubdtype(target.dtype, np.floating):
+        if target.shape != input.shape:
+            raise ValueError(f"{op}: a float target holds class probabilities and must "
+                             f"have input's shape {input.shape}, got {target.shape}")
+        check_same_dtype(op, input=input, target=target)
+        return True
+    check_array(op, "target", target, dtype_kind="int")
+    expected = () if input.ndim == 1 else input.shape[:1] + input.shape[2:]
+    if target.shape != expected:
+        raise ValueError(f"{op}: target of class indices must have shape {expected} "
+                         f"for input of shape {input.shape}, got {target.shape}")
+    bad = (target != ignore_index) & ((target < 0) | (target >= n_classes))
+    if np.any(bad):
+        first = np.asarray(target)[bad].flat[0]
+        raise ValueError(f"{op}: target has class index {first}, outside [0, {n_classes}) "
+                         f"(and not ignore_index={ignore_index})")
+    return False
+
+
+def _batched(input, target):
+    """View unbatched input (C,) and target () as a batch of one."""
+    from .elementwise import reshape
+    if input.ndim == 1:
+        target = target.reshape((1,) + target.shape)
+        return reshape(input, (1, input.shape[0])), target, True
+    return input, target, False
+
+
+def _unbatched(loss, was_unbatched, reduction):
+    from .elementwise import reshape
+    if was_unbatched and reduction == "none":
+        return reshape(loss, ())
+    return loss
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """Negative log-likelihood of class indices, like ``torch.nn.functional.nll_loss``.
+
+    Parameters
+    ----------
+    input : ndarray of shape (C,), (N, C) or (N, C, d1, ...), float
+        Log-probabilities.
+    target : int ndarray of shape (), (N,) or (N, d1, ...)
+        Class indices in ``[0, C)`` or ``ignore_index``.
+    weight : ndarray of shape (C,), optional
+        Per-class weights.
+    ignore_index : int
+        Target value that contributes neither loss nor gradient nor weight.
+    reduction : {'mean', 'sum', 'none'}
+        'mean' is the weighted mean ``sum_i w_i l_i / sum_i w_i``.
+
+    Returns
+    -------
+    ndarray
+        A scalar (0-d array), or the per-item losses of ``target``'s shape for 'none'.
+    """
+    if _check_loss_arguments("nll_loss", input, target, weight, ignore_index, reduction):
+        raise TypeError("nll_loss: target must hold integer class indices, got dtype "
+                        f"{target.dtype}")
+    logp, target, was_unbatched = _batched(input, target)
+    loss = _ClassIndexLoss.apply(logp, weight, target, ignore_index, reduction, 0.0)
+    return _unbatched(loss, was_unbatched, reduction)
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
+                  label_smoothing=0.0):
+    """Cross-entropy of logits, like ``torch.nn.functional.cross_entropy``.
+
+    It is ``nll_loss(log_softmax(input, 1), target)`` for class indices, and
+    ``-sum_c target_c log_softmax(input)_c`` for class probabilities; its gradient
+    with respect to the logits is ``softmax(input) - one_hot(target)`` (divided by N
+    for the mean), the result derived in the book's softmax chapter.
+
+    Parameters
+    ----------
+    input : ndarray of shape (C,), (N, C) or (N, C, d1, ...), float
+        Unnormalized logits.
+    target : ndarray
+        Class indices (integer dtype) of shape (), (N,) or (N, d1, ...), or class
+        probabilities (input's float dtype) of input's shape.
+    weight : ndarray of shape (C,), optional
+        Per-class weights.
+    ignore_index : int
+        Only for class indices: a target value that is skipped.
+    reduction : {'mean', 'sum', 'none'}
+    label_smoothing : float in [0, 1]
+        Mixes the target with the uniform distribution: ``(1 - eps) t + eps / C``.
+
+    Returns
+    -------
+    ndarray
+        A scalar (0-d array), or per-item losses for 'none'.
+
+    Examples
+    --------
+    >>> import numpy as np, fancydl
+    >>> z = np.array([[2.0, 0.0, 0.0]])
+    >>> round(float(fancydl.cross_entropy(z, np.array([0]))), 6)
+    0.239133
+    """
+    probabilities = _check_loss_arguments("cross_entropy", input, target, weight,
+                                          ignore_index, reduction, label_smoothing)
+    logits, target, was_unbatched = _batched(input, target)
+    logp = log_softmax(logits, 1)
+    if probabilities:
+        loss = _ClassProbabilityLoss.apply(logp, target, weight, reduction,
+                                           float(label_smoothing))
+    else:
+        loss = _ClassIndexLoss.apply(logp, weight, target, ignore_index, reduction,
+                                     float(label_smoothing))
+    return _unbatched(loss, was_unbatched, reduction)
