@@ -18,4 +18,13 @@ from .elementwise import (add, div, exp, flatten, getitem, linear, log, matmul, 
                           neg, relu, reshape, sigmoid, sub, sum, tanh)
 from .softmax import cross_entropy, log_softmax, logsumexp, nll_loss, softmax
 
+# Each topic module lists its public operators in its own __all__.
+from .conv import *  # noqa: E402,F401,F403
+from .signal import *  # noqa: E402,F401,F403
+from .channels import *  # noqa: E402,F401,F403
+from .deform import *  # noqa: E402,F401,F403
+from .restoration import *  # noqa: E402,F401,F403
+from .pool import *  # noqa: E402,F401,F403
+from .norm import *  # noqa: E402,F401,F403
+
 __version__ = "0.1.0"

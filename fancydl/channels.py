@@ -1,0 +1,3 @@
+"""(being written in this session; see CONTRIBUTING.md)"""
+
+__all__ = []
