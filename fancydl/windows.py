@@ -1,0 +1,135 @@
+"""Sliding windows: the one mechanism behind convolution and pooling.
+
+Convolution is "slide a window, multiply by the kernel and reduce"; pooling is "slide
+a window and reduce". Both are written here as a loop over the k×k kernel offsets
+``(i, j)``: for each offset, the input pixels that offset sees, over all output
+positions at once, form one strided view of the padded input
+(:func:`offset_view`). The backward pass adds gradients into the same views
+(:func:`add_to_offset`). No Python loop runs over batch, channels or pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["effective_kernel_size", "conv_output_size", "pool_output_size", "pad2d",
+           "unpad2d", "kernel_offsets", "offset_view", "add_to_offset"]
+
+
+def effective_kernel_size(kernel_size, dilation=1):
+    """Extent of a dilated kernel: ``k + (k - 1)(d - 1) = d(k - 1) + 1``.
+
+    Examples
+    --------
+    >>> effective_kernel_size(3, dilation=2)
+    5
+    """
+    return dilation * (kernel_size - 1) + 1
+
+
+def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
+    """Output length of a convolution along one axis (PyTorch's formula).
+
+    ``floor((size + 2 padding - dilation (kernel_size - 1) - 1) / stride) + 1``; the
+    ``padding`` may also be a pair ``(before, after)``.
+
+    Examples
+    --------
+    >>> conv_output_size(32, 3, stride=2, padding=1)
+    16
+    """
+    before, after = (padding, padding) if np.isscalar(padding) else padding
+    span = size + before + after - effective_kernel_size(kernel_size, dilation)
+    return span // stride + 1
+
+
+def pool_output_size(size, kernel_size, stride, padding=0, dilation=1, ceil_mode=False):
+    """Output length of a pooling window along one axis, with ``ceil_mode``.
+
+    With ``ceil_mode`` the division rounds up, but a last window is kept only if it
+    starts inside the input or the left padding (PyTorch's rule).
+
+    Examples
+    --------
+    >>> pool_output_size(5, 2, 2, ceil_mode=True)
+    3
+    """
+    span = size + 2 * padding - effective_kernel_size(kernel_size, dilation)
+    if not ceil_mode:
+        return span // stride + 1
+    out = -(-span // stride) + 1
+    if (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def pad2d(x, padding, value=0.0):
+    """Pad the last two axes of ``x``.
+
+    Parameters
+    ----------
+    x : ndarray of shape (..., H, W)
+    padding : ((top, bottom), (left, right))
+        Counts may exceed what the output needs (ceil_mode windows).
+    value : float
+        Fill value (0 for convolution, -inf for max pooling).
+
+    Returns
+    -------
+    ndarray of shape (..., H + top + bottom, W + left + right), a copy only if padded
+    """
+    (top, bottom), (left, right) = padding
+    if top == bottom == left == right == 0:
+        return x
+    widths = [(0, 0)] * (x.ndim - 2) + [(top, bottom), (left, right)]
+    return np.pad(x, widths, mode="constant", constant_values=value)
+
+
+def unpad2d(x, padding):
+    """Inverse of :func:`pad2d` for gradients: crop the padding off the last two axes."""
+    (top, bottom), (left, right) = padding
+    height, width = x.shape[-2:]
+    return x[..., top:height - bottom, left:width - right]
+
+
+def kernel_offsets(kernel_size):
+    """All offsets ``(i, j)`` of a ``(kH, kW)`` kernel, in row-major order."""
+    kh, kw = kernel_size
+    return [(i, j) for i in range(kh) for j in range(kw)]
+
+
+def _offset_slices(offset, stride, dilation, out_size):
+    (i, j), (sh, sw), (dh, dw), (oh, ow) = offset, stride, dilation, out_size
+    rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
+    cols = slice(j * dw, j * dw + sw * (ow - 1) + 1, sw)
+    return rows, cols
+
+
+def offset_view(x_padded, offset, stride, dilation, out_size):
+    """The pixels kernel offset ``(i, j)`` sees at every output position.
+
+    Output position ``(h, w)`` reads ``x_padded[..., h*sH + i*dH, w*sW + j*dW]``.
+
+    Parameters
+    ----------
+    x_padded : ndarray of shape (..., Hp, Wp)
+    offset, stride, dilation, out_size : pairs of int
+
+    Returns
+    -------
+    ndarray of shape (..., H_out, W_out), a strided view (no copy)
+    """
+    rows, cols = _offset_slices(offset, stride, dilation, out_size)
+    return x_padded[..., rows, cols]
+
+
+def add_to_offset(grad_padded, offset, stride, dilation, values):
+    """Backward of :func:`offset_view`: ``grad_padded[view of offset] += values`` in place.
+
+    Parameters
+    ----------
+    grad_padded : ndarray of shape (..., Hp, Wp)
+    values : ndarray of shape (..., H_out, W_out)
+    """
+    rows, cols = _offset_slices(offset, stride, dilation, values.shape[-2:])
+    grad_padded[..., rows, cols] += values
