@@ -348,7 +348,7 @@ def _backpropagate(outputs, grads_out, args, leaves):
         if leaf is None:
             result.append(None)
         else:
-            result.append(grads.get(id(leaf), np.zeros_like(a)))
+            result.append(grads[id(leaf)] if id(leaf) in grads else np.zeros_like(a))
     return tuple(result)
 
 

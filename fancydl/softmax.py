@@ -147,49 +147,106 @@ class _ClassIndexLoss(Function):
         loss_i = (1 - eps) * (-w_i logp[i, t_i]) + eps / C * (-v_i sum_c weight_c logp[i, c])
 
     'mean' divides the total by ``sum_i w_i`` (PyTorch's weighted mean).
+
+    ``scores`` are the log-probabilities themselves (``nll_loss``) or, with
+    ``from_logits``, logits whose log-softmax is taken here (``cross_entropy``). The
+    fused form never materializes ``logp`` and its backward is the closed form
+    ``softmax(z) - one_hot(t)`` (weighted, smoothed and scaled as above).
     """
 
     @staticmethod
-    def forward(ctx, logp, weight, target, ignore_index, reduction, smoothing):
-        n_classes = logp.shape[1]
+    def forward(ctx, scores, weight, target, ignore_index, reduction, smoothing,
+                from_logits):
+        n_classes = scores.shape[1]
         valid = target != ignore_index
         safe_target = np.where(valid, target, 0)
-        class_weight = np.ones(n_classes, logp.dtype) if weight is None else weight
-        w = np.where(valid, class_weight[safe_target], 0).astype(logp.dtype)
-        picked = np.take_along_axis(logp, safe_target[:, None], axis=1)[:, 0]
-        loss = (1 - smoothing) * (-w * picked)
+        class_weight = np.ones(n_classes, scores.dtype) if weight is None else weight
+        w = np.where(valid, class_weight[safe_target], 0).astype(scores.dtype)
+        log_probs = _LogProbabilities(scores, from_logits)
+        loss = -(1 - smoothing) * w * log_probs.at(safe_target)
         if smoothing > 0:
-            spread = _class_axis(class_weight, logp.ndim)
-            loss = loss - smoothing / n_classes * valid * (logp * spread).sum(axis=1)
+            loss -= smoothing / n_classes * valid * log_probs.weighted_sum(class_weight)
         denominator = w.sum()
-        ctx.save_for_backward(logp, class_weight, safe_target, valid, w, loss)
+        ctx.save_for_backward(log_probs, class_weight, safe_target, valid, w, loss)
         ctx.reduction, ctx.smoothing, ctx.denominator = reduction, smoothing, denominator
         if reduction == "none":
-            return loss.astype(logp.dtype, copy=False)
+            return loss.astype(scores.dtype, copy=False)
         total = loss.sum()
         with np.errstate(invalid="ignore", divide="ignore"):  # all ignored: 0/0 = nan
             return np.asarray(total / denominator if reduction == "mean" else total,
-                              dtype=logp.dtype)
+                              dtype=scores.dtype)
 
     @staticmethod
     def backward(ctx, grad):
-        logp, class_weight, target, valid, w, loss = ctx.saved
-        n_classes, eps = logp.shape[1], ctx.smoothing
+        log_probs, class_weight, target, valid, w, loss = ctx.saved
+        n_classes, eps = log_probs.shape[1], ctx.smoothing
         with np.errstate(invalid="ignore", divide="ignore"):
             per_item = grad / ctx.denominator if ctx.reduction == "mean" else grad
         # Ignored items get exactly 0, even when every item is ignored (0/0 above).
-        per_item = np.where(valid, per_item, np.zeros((), logp.dtype))
+        per_item = np.where(valid, per_item, np.zeros((), log_probs.dtype))
         with np.errstate(invalid="ignore"):
-            one_hot_grad = -(1 - eps) * per_item * w
-        g_logp = np.zeros_like(logp)
-        np.put_along_axis(g_logp, target[:, None], one_hot_grad[:, None], axis=1)
+            at_target = -(1 - eps) * per_item * w       # d loss / d logp[i, t_i]
+        spread = eps / n_classes * per_item * valid      # d loss / d logp[i, c] = -spread_i weight_c
+        g_logp_rows = at_target - spread * class_weight.sum()  # sum_c d loss / d logp[i, c]
+        g_scores = log_probs.pull_back(g_logp_rows)  # softmax * (-row sum), or zeros
+        _add_at_target(g_scores, target, at_target)
         if eps > 0:
-            g_logp -= (eps / n_classes * per_item * valid)[:, None] * _class_axis(
-                class_weight, logp.ndim)
+            g_scores -= spread[:, None] * _class_axis(class_weight, g_scores.ndim)
         g_weight = None
         if ctx.needs_input_grad[1]:
-            g_weight = _class_index_weight_grad(ctx, logp, target, valid, per_item, loss)
-        return g_logp, g_weight, None, None, None, None
+            g_weight = _class_index_weight_grad(ctx, log_probs, target, valid, per_item,
+                                                loss, grad)
+        return g_scores, g_weight, None, None, None, None, None
+
+
+class _LogProbabilities:
+    """log p of every class, either given or as log_softmax of logits (computed lazily).
+
+    For logits ``z`` it keeps only ``e = exp(z - max z)``, its row sums and
+    ``logsumexp(z)``: then ``logp = z - logsumexp(z)`` and ``softmax = e / sum e``
+    cost no second exp and no second full-size buffer.
+    """
+
+    def __init__(self, scores, from_logits):
+        self.scores, self.from_logits = scores, from_logits
+        self.shape, self.dtype = scores.shape, scores.dtype
+        if from_logits:
+            peak = np.max(scores, axis=1, keepdims=True)
+            self.exp = np.subtract(scores, peak)
+            np.exp(self.exp, out=self.exp)
+            self.norm = self.exp.sum(axis=1, keepdims=True)
+            self.log_z = peak + np.log(self.norm)
+
+    def at(self, target):
+        """logp[i, target_i] for every item, shape of ``target``."""
+        picked = np.take_along_axis(self.scores, target[:, None], axis=1)[:, 0]
+        return picked - self.log_z[:, 0] if self.from_logits else picked
+
+    def weighted_sum(self, class_weight):
+        """sum_c weight_c logp[i, c] for every item."""
+        total = (self.scores * _class_axis(class_weight, len(self.shape))).sum(axis=1)
+        return total - self.log_z[:, 0] * class_weight.sum() if self.from_logits else total
+
+    def full(self):
+        """logp itself, of the scores' shape."""
+        return self.scores - self.log_z if self.from_logits else self.scores
+
+    def pull_back(self, row_sums):
+        """Gradient w.r.t. the scores of the part of d loss/d logp that is not sparse.
+
+        For logits, log_softmax's backward ``g - softmax * sum_c g`` applied to the
+        row sums of ``g``: ``-softmax * row_sums``; for log-probabilities, zeros.
+        """
+        if not self.from_logits:
+            return np.zeros(self.shape, self.dtype)
+        return self.exp * (-row_sums[:, None] / self.norm)
+
+
+def _add_at_target(array, target, values):
+    """array[i, target_i] += values_i for every item."""
+    index = target[:, None]
+    current = np.take_along_axis(array, index, axis=1)
+    np.put_along_axis(array, index, current + values[:, None], axis=1)
 
 
 def _class_axis(per_class, ndim):
@@ -197,20 +254,20 @@ def _class_axis(per_class, ndim):
     return per_class.reshape((1, -1) + (1,) * (ndim - 2))
 
 
-def _class_index_weight_grad(ctx, logp, target, valid, per_item, loss):
+def _class_index_weight_grad(ctx, log_probs, target, valid, per_item, loss, grad):
     """Gradient of :class:`_ClassIndexLoss` with respect to the class weights."""
-    n_classes, eps = logp.shape[1], ctx.smoothing
-    picked = np.take_along_axis(logp, target[:, None], axis=1)[:, 0]
-    contrib = np.zeros(n_classes, logp.dtype)
+    n_classes, eps = log_probs.shape[1], ctx.smoothing
+    contrib = np.zeros(n_classes, log_probs.dtype)
+    picked = log_probs.at(target)
     np.add.at(contrib, target[valid], (-(1 - eps) * per_item * picked)[valid])
     if eps > 0:
-        smoothed = -(eps / n_classes) * (per_item * valid)[:, None] * logp
-        contrib += smoothed.sum(axis=tuple(a for a in range(logp.ndim) if a != 1))
+        smoothed = -(eps / n_classes) * (per_item * valid)[:, None] * log_probs.full()
+        contrib += smoothed.sum(axis=tuple(a for a in range(len(log_probs.shape)) if a != 1))
     if ctx.reduction == "mean":
         # d(total / D)/d weight_c also moves the denominator D = sum_i w_i.
         counts = np.bincount(target[valid].ravel(), minlength=n_classes)
-        contrib -= per_item.flat[0] * loss.sum() / ctx.denominator * counts
-    return contrib.astype(logp.dtype, copy=False)
+        contrib -= grad * loss.sum() / ctx.denominator ** 2 * counts
+    return contrib.astype(log_probs.dtype, copy=False)
 
 
 class _ClassProbabilityLoss(Function):
@@ -335,7 +392,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
         raise TypeError("nll_loss: target must hold integer class indices, got dtype "
                         f"{target.dtype}")
     logp, target, was_unbatched = _batched(input, target)
-    loss = _ClassIndexLoss.apply(logp, weight, target, ignore_index, reduction, 0.0)
+    loss = _ClassIndexLoss.apply(logp, weight, target, ignore_index, reduction, 0.0, False)
     return _unbatched(loss, was_unbatched, reduction)
 
 
@@ -378,11 +435,10 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     probabilities = _check_loss_arguments("cross_entropy", input, target, weight,
                                           ignore_index, reduction, label_smoothing)
     logits, target, was_unbatched = _batched(input, target)
-    logp = log_softmax(logits, 1)
     if probabilities:
-        loss = _ClassProbabilityLoss.apply(logp, target, weight, reduction,
-                                           float(label_smoothing))
+        loss = _ClassProbabilityLoss.apply(log_softmax(logits, 1), target, weight,
+                                           reduction, float(label_smoothing))
     else:
-        loss = _ClassIndexLoss.apply(logp, weight, target, ignore_index, reduction,
-                                     float(label_smoothing))
+        loss = _ClassIndexLoss.apply(logits, weight, target, ignore_index, reduction,
+                                     float(label_smoothing), True)
     return _unbatched(loss, was_unbatched, reduction)
