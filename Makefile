@@ -14,6 +14,8 @@ HYPOTHESIS_PROFILE ?= ci
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	# Build matplotlib's font cache now: its one-time notice on stderr would break nbval.
+	MPLBACKEND=Agg $(PY) -c "import matplotlib.pyplot"
 	rm -f $(VENV)/.installed-*
 	touch $@
 

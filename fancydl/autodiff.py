@@ -38,7 +38,18 @@ class Traced:
         The operation that produced it (None for a leaf, i.e. an argument of ``vjp``).
     """
 
-    __array_ufunc__ = None  # make ``ndarray + traced`` defer to Traced.__radd__
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """``ndarray + traced`` and friends: route NumPy's arithmetic to fancydl."""
+        from . import elementwise
+        arithmetic = {np.add: elementwise.add, np.subtract: elementwise.sub,
+                      np.multiply: elementwise.mul, np.true_divide: elementwise.div,
+                      np.matmul: elementwise.matmul}
+        if method == "__call__" and ufunc in arithmetic and not kwargs:
+            return arithmetic[ufunc](*inputs)
+        raise TypeError(
+            f"numpy.{ufunc.__name__} got a traced fancydl value inside fancydl.vjp; "
+            "use the fancydl operator instead (fancydl.exp, fancydl.sum, ...) so that "
+            "its gradient is recorded")
 
     def __init__(self, value, node=None):
         self.value = value
@@ -204,6 +215,10 @@ class Function:
         out = cls.forward(ctx, *plain, **kwargs)
         if not any(needs):
             return out
+        # NumPy turns 0-d results into scalars (``-x`` of a 0-d array): keep arrays.
+        out = (tuple(np.asarray(o) if isinstance(o, np.generic) else o for o in out)
+               if isinstance(out, tuple) else
+               np.asarray(out) if isinstance(out, np.generic) else out)
         outputs = out if isinstance(out, tuple) else (out,)
         meta = [(o.shape, o.dtype) if _is_float_array(o) else None for o in outputs]
         node = _Node(cls, ctx, {i: a for i, a in enumerate(args) if needs[i]}, meta)

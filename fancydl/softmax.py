@@ -59,7 +59,8 @@ class _LogSumExp(Function):
     @staticmethod
     def forward(ctx, z, dims, keepdim):
         m = _shifted_max(z, dims)
-        out = m + np.log(np.exp(z - m).sum(axis=dims, keepdims=True))
+        with np.errstate(divide="ignore"):  # log(0) = -inf when every entry is -inf
+            out = m + np.log(np.exp(z - m).sum(axis=dims, keepdims=True))
         ctx.save_for_backward(z, out)
         ctx.dims = dims
         return out if keepdim else np.squeeze(out, axis=dims)

@@ -1,0 +1,293 @@
+"""softmax, log_softmax, logsumexp, nll_loss and cross_entropy against PyTorch."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import fancydl
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+DTYPES = [np.float32, np.float64]
+TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-9, atol=1e-11)}
+
+
+def _torch_vjp(fn, arrays, upstream):
+    """Output and gradients of a torch function for one upstream gradient."""
+    tensors = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out = fn(*tensors)
+    grads = torch.autograd.grad(out, tensors, torch.tensor(upstream), allow_unused=True)
+    return out.detach().numpy(), [None if g is None else g.numpy() for g in grads]
+
+
+def _assert_close(ours, theirs, dtype):
+    np.testing.assert_allclose(ours, theirs, **TOL[dtype])
+
+
+@st.composite
+def logits_and_dim(draw):
+    ndim = draw(st.integers(1, 4))
+    shape = tuple(draw(st.lists(st.integers(1, 5), min_size=ndim, max_size=ndim)))
+    dim = draw(st.integers(-ndim, ndim - 1))
+    dtype = draw(st.sampled_from(DTYPES))
+    seed = draw(st.integers(0, 2**31 - 1))
+    scale = draw(st.sampled_from([1.0, 30.0, 1e3]))
+    x = (np.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype)
+    return x, dim, seed
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@given(case=logits_and_dim())
+def test_softmax_family_matches_torch(name, case):
+    x, dim, seed = case
+    upstream = np.random.default_rng(seed + 1).standard_normal(x.shape).astype(x.dtype)
+    out, pullback = fancydl.vjp(getattr(fancydl, name), x, dim)
+    (gx, gdim) = pullback(upstream)
+    ref_out, (ref_gx,) = _torch_vjp(lambda t: getattr(F, name)(t, dim), [x], upstream)
+    assert out.dtype == x.dtype and gx.dtype == x.dtype and gdim is None
+    _assert_close(out, ref_out, x.dtype.type)
+    _assert_close(gx, ref_gx, x.dtype.type)
+
+
+@given(case=logits_and_dim(), keepdim=st.booleans(), two_dims=st.booleans())
+def test_logsumexp_matches_torch(case, keepdim, two_dims):
+    x, dim, seed = case
+    dims = (dim, (dim + 1) % x.ndim) if two_dims and x.ndim > 1 else dim
+    out, pullback = fancydl.vjp(lambda t: fancydl.logsumexp(t, dims, keepdim), x)
+    upstream = np.random.default_rng(seed).standard_normal(out.shape).astype(x.dtype)
+    ref_out, (ref_gx,) = _torch_vjp(lambda t: torch.logsumexp(t, dims, keepdim), [x],
+                                    upstream)
+    _assert_close(out, ref_out, x.dtype.type)
+    _assert_close(pullback(upstream)[0], ref_gx, x.dtype.type)
+
+
+@st.composite
+def loss_case(draw):
+    """Logits (N, C, d...) or (C,), a target of indices or probabilities, options."""
+    unbatched = draw(st.booleans())
+    n_classes = draw(st.integers(1, 6))
+    extra = () if unbatched else tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
+    batch = () if unbatched else (draw(st.integers(1, 5)),)
+    shape = batch + (n_classes,) + extra
+    dtype = draw(st.sampled_from(DTYPES))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    logits = (rng.standard_normal(shape) * draw(st.sampled_from([1.0, 20.0]))).astype(dtype)
+    probabilities = draw(st.booleans())
+    ignore_index = draw(st.sampled_from([-100, 0, 2]))
+    if probabilities:
+        target = rng.random(shape).astype(dtype)
+        target /= target.sum(axis=0 if unbatched else 1, keepdims=True)
+    else:
+        target = rng.integers(0, n_classes, batch + extra)
+        if draw(st.booleans()) and target.size:
+            target.flat[0] = ignore_index if ignore_index < 0 else target.flat[0]
+    weight = rng.random(n_classes).astype(dtype) + 0.1 if draw(st.booleans()) else None
+    options = dict(reduction=draw(st.sampled_from(["mean", "sum", "none"])),
+                   label_smoothing=draw(st.sampled_from([0.0, 0.1, 0.5])))
+    if not probabilities:
+        options["ignore_index"] = ignore_index
+    return logits, target, weight, options, rng
+
+
+@given(case=loss_case())
+def test_cross_entropy_matches_torch(case):
+    logits, target, weight, options, rng = case
+    f = lambda z: fancydl.cross_entropy(z, target, weight=weight, **options)  # noqa: E731
+    out, pullback = fancydl.vjp(f, logits)
+    upstream = rng.standard_normal(out.shape).astype(logits.dtype)
+    t_weight = None if weight is None else torch.tensor(weight)
+    ref_out, (ref_gz,) = _torch_vjp(
+        lambda z: F.cross_entropy(z, torch.tensor(target), weight=t_weight, **options),
+        [logits], upstream)
+    assert out.shape == ref_out.shape and out.dtype == logits.dtype
+    _assert_close(out, ref_out, logits.dtype.type)
+    _assert_close(pullback(upstream)[0], ref_gz, logits.dtype.type)
+
+
+@given(case=loss_case())
+def test_cross_entropy_probability_target_gradient_matches_torch(case):
+    logits, target, weight, options, rng = case
+    if not np.issubdtype(target.dtype, np.floating):
+        target = rng.random(logits.shape).astype(logits.dtype)
+    options.pop("ignore_index", None)
+    out, pullback = fancydl.vjp(
+        lambda z, q: fancydl.cross_entropy(z, q, weight=weight, **options), logits, target)
+    upstream = rng.standard_normal(out.shape).astype(logits.dtype)
+    t_weight = None if weight is None else torch.tensor(weight)
+    ref_out, (ref_gz, ref_gq) = _torch_vjp(
+        lambda z, q: F.cross_entropy(z, q, weight=t_weight, **options), [logits, target],
+        upstream)
+    gz, gq = pullback(upstream)
+    _assert_close(out, ref_out, logits.dtype.type)
+    _assert_close(gz, ref_gz, logits.dtype.type)
+    _assert_close(gq, ref_gq, logits.dtype.type)
+
+
+@given(case=loss_case())
+def test_nll_loss_matches_torch(case):
+    logits, target, weight, options, rng = case
+    if np.issubdtype(target.dtype, np.floating):
+        return
+    options.pop("label_smoothing")
+    logp = fancydl.log_softmax(logits, 0 if logits.ndim == 1 else 1)
+    out, pullback = fancydl.vjp(lambda p: fancydl.nll_loss(p, target, weight, **options),
+                                logp)
+    upstream = rng.standard_normal(out.shape).astype(logits.dtype)
+    t_weight = None if weight is None else torch.tensor(weight)
+    ref_out, (ref_g,) = _torch_vjp(
+        lambda p: F.nll_loss(p, torch.tensor(target), t_weight, **options), [logp], upstream)
+    _assert_close(out, ref_out, logits.dtype.type)
+    _assert_close(pullback(upstream)[0], ref_g, logits.dtype.type)
+
+
+# --- gradients PyTorch does not give: class weights ---------------------------------
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.25])
+@pytest.mark.parametrize("probabilities", [False, True])
+def test_cross_entropy_gradcheck_all_arguments(rng, reduction, smoothing, probabilities):
+    logits = rng.standard_normal((4, 3, 2))
+    weight = rng.random(3) + 0.5
+    if probabilities:
+        target = rng.random(logits.shape)
+        report = fancydl.gradcheck(
+            lambda z, q, w: fancydl.cross_entropy(z, q, w, reduction=reduction,
+                                                  label_smoothing=smoothing),
+            logits, target, weight)
+    else:
+        target = rng.integers(0, 3, (4, 2))
+        target[0, 0] = -100
+        report = fancydl.gradcheck(
+            lambda z, w: fancydl.cross_entropy(z, target, w, reduction=reduction,
+                                               label_smoothing=smoothing),
+            logits, weight)
+    assert report, report
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_nll_loss_gradcheck_with_weights(rng, reduction):
+    logp = rng.standard_normal((5, 4))
+    target = np.array([0, 3, -100, 1, 3])
+    assert fancydl.gradcheck(
+        lambda p, w: fancydl.nll_loss(p, target, w, reduction=reduction),
+        logp, rng.random(4) + 0.5)
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_softmax_gradchecks(rng, dim):
+    x = rng.standard_normal((3, 4))
+    assert fancydl.gradcheck(fancydl.softmax, x, dim)
+    assert fancydl.gradcheck(fancydl.log_softmax, x, dim)
+    assert fancydl.gradcheck(lambda t: fancydl.logsumexp(t, dim), x)
+
+
+# --- closed forms and extreme values ---------------------------------------------------
+
+def test_cross_entropy_gradient_is_softmax_minus_one_hot(rng):
+    logits = rng.standard_normal((7, 5))
+    target = rng.integers(0, 5, 7)
+    _, pullback = fancydl.vjp(fancydl.cross_entropy, logits, target)
+    expected = (fancydl.softmax(logits, 1) - np.eye(5)[target]) / 7
+    np.testing.assert_allclose(pullback(np.array(1.0))[0], expected, rtol=1e-12, atol=1e-15)
+
+
+def test_log_softmax_known_values():
+    np.testing.assert_array_equal(fancydl.log_softmax(np.array([1000.0, 0.0, -1000.0]), 0),
+                                  [0.0, -1000.0, -2000.0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("scale", [1e2, 1e4])
+def test_huge_logits_stay_finite_without_warnings(rng, dtype, scale):
+    logits = (rng.standard_normal((6, 4)) * scale).astype(dtype)
+    target = rng.integers(0, 4, 6)
+    with np.errstate(over="raise", divide="raise", invalid="raise"):  # underflow is fine
+        for f in (lambda z: fancydl.softmax(z, 1), lambda z: fancydl.log_softmax(z, 1),
+                  lambda z: fancydl.logsumexp(z, 1),
+                  lambda z: fancydl.cross_entropy(z, target, label_smoothing=0.1)):
+            out, pullback = fancydl.vjp(f, logits)
+            grad = pullback(np.ones_like(out))[0]
+            assert np.all(np.isfinite(out)) and np.all(np.isfinite(grad))
+    ref = F.cross_entropy(torch.tensor(logits), torch.tensor(target), label_smoothing=0.1)
+    np.testing.assert_allclose(fancydl.cross_entropy(logits, target, label_smoothing=0.1),
+                               ref.numpy(), rtol=1e-5)
+
+
+def test_nan_propagates_like_torch():
+    x = np.array([[1.0, np.nan, 0.0], [1.0, 2.0, 3.0]])
+    ours = fancydl.softmax(x, 1)
+    theirs = F.softmax(torch.tensor(x), 1).numpy()
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+    np.testing.assert_allclose(ours[1], theirs[1])
+
+
+def test_logsumexp_of_all_minus_infinity_is_minus_infinity():
+    x = np.full((2, 3), -np.inf)
+    with np.errstate(over="raise", divide="raise", invalid="raise"):
+        out = fancydl.logsumexp(x, 1)
+    np.testing.assert_array_equal(out, torch.logsumexp(torch.tensor(x), 1).numpy())
+
+
+def test_all_targets_ignored_gives_nan_loss_and_zero_gradient(rng):
+    logits = rng.standard_normal((3, 4))
+    target = np.full(3, -100)
+    out, pullback = fancydl.vjp(fancydl.cross_entropy, logits, target)
+    z = torch.tensor(logits, requires_grad=True)
+    ref = F.cross_entropy(z, torch.tensor(target))
+    ref.backward()
+    assert np.isnan(out) and torch.isnan(ref)
+    np.testing.assert_array_equal(pullback(np.array(1.0))[0], z.grad.numpy())
+
+
+def test_unbatched_input():
+    z = np.array([0.5, -1.0, 2.0])
+    ours = fancydl.cross_entropy(z, np.array(2), reduction="none")
+    theirs = F.cross_entropy(torch.tensor(z), torch.tensor(2), reduction="none")
+    assert ours.shape == tuple(theirs.shape) == ()
+    np.testing.assert_allclose(ours, theirs.numpy())
+
+
+def test_cross_entropy_float32_stays_float32(rng):
+    z = rng.standard_normal((4, 3)).astype(np.float32)
+    out, pullback = fancydl.vjp(fancydl.cross_entropy, z, np.array([0, 1, 2, 0]))
+    assert out.dtype == np.float32 and pullback(np.float32(1))[0].dtype == np.float32
+
+
+# --- bad input ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: fancydl.softmax(np.ones((2, 3)), 2), ValueError, "dim out of range"),
+    (lambda: fancydl.softmax(np.ones((2, 3)), 1.0), TypeError, "dim must be an int"),
+    (lambda: fancydl.softmax([1.0, 2.0], 0), TypeError, "input must be a numpy.ndarray"),
+    (lambda: fancydl.softmax(np.ones(3, dtype=int), 0), TypeError, "float32 or float64"),
+    (lambda: fancydl.logsumexp(np.ones((2, 3)), -3), ValueError, "dim out of range"),
+    (lambda: fancydl.cross_entropy(np.ones((2, 3)), np.array([0, 3])), ValueError,
+     "class index 3, outside \\[0, 3\\)"),
+    (lambda: fancydl.cross_entropy(np.ones((2, 3)), np.array([0, -1])), ValueError,
+     "class index -1"),
+    (lambda: fancydl.cross_entropy(np.ones((2, 3)), np.array([0, 1, 2])), ValueError,
+     "target of class indices must have shape \\(2,\\)"),
+    (lambda: fancydl.cross_entropy(np.ones((2, 3)), np.ones((2, 2))), ValueError,
+     "class probabilities and must have input's shape"),
+    (lambda: fancydl.cross_entropy(np.ones((2, 3)), np.array([0, 1]), reduction="avg"),
+     ValueError, "reduction must be one of"),
+    (lambda: fancydl.cross_entropy(np.ones((2, 3)), np.array([0, 1]), weight=np.ones(2)),
+     ValueError, "weight must have one entry per class \\(3\\)"),
+    (lambda: fancydl.cross_entropy(np.ones((2, 3)), np.array([0, 1]), label_smoothing=1.5),
+     ValueError, "label_smoothing must be in \\[0.0, 1.0\\]"),
+    (lambda: fancydl.cross_entropy(np.ones(()), np.array(0)), ValueError,
+     "at least 1 dimension"),
+    (lambda: fancydl.cross_entropy(np.ones((2, 3)), np.array([True, False])), TypeError,
+     "target must have an integer dtype"),
+    (lambda: fancydl.cross_entropy(np.ones((2, 3), np.float32), np.ones((2, 3))), TypeError,
+     "must share one dtype"),
+    (lambda: fancydl.nll_loss(np.ones((2, 3)), np.ones((2, 3))), TypeError,
+     "integer class indices"),
+    (lambda: fancydl.cross_entropy(np.ones((2, 3)), np.array([0, 1]), ignore_index=1.5),
+     TypeError, "ignore_index must be an int"),
+])
+def test_bad_input_names_the_argument(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
