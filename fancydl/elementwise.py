@@ -156,7 +156,7 @@ class _Log(Function):
 class _Relu(Function):
     @staticmethod
     def forward(ctx, x):
-        positive = x > 0
+        positive = ~(x <= 0)  # NaN counts as positive: it propagates, as in PyTorch
         ctx.save_for_backward(positive)
         return np.where(positive, x, np.zeros((), x.dtype))
 

@@ -1,3 +1,926 @@
-"""(being written in this session; see CONTRIBUTING.md)"""
+"""Pooling: max, average, min, adaptive, stochastic, and the detectors' ROI pooling and ROI Align.
 
-__all__ = []
+Pooling is "slide a window and reduce". The fixed-window poolings reuse the sliding-window
+machinery of convolution (:mod:`fancydl.windows`): a loop over the k×k kernel offsets, each
+offset one strided view of the padded input over every output position at once. The
+poolings whose windows vary in size (adaptive bins, ROI bins) loop over the offsets inside
+the largest window instead and mask the offsets a smaller window does not have.
+
+Semantics are PyTorch's (``torch.nn.functional``) and torchvision's (``torchvision.ops``
+for ``roi_pool`` and ``roi_align``); min pooling and stochastic pooling, which PyTorch
+lacks, follow the same conventions.
+"""
+
+from __future__ import annotations
+
+import collections
+import numbers
+
+import numpy as np
+
+from .autodiff import Function, value_of
+from .crosscheck import torch_reference
+from .elementwise import neg
+from .validation import check_float_array, check_int, check_pair, check_real
+from .windows import (add_to_offset, kernel_offsets, offset_view, pad2d, pool_output_size,
+                      unpad2d)
+
+__all__ = ["max_pool2d", "avg_pool2d", "min_pool2d", "adaptive_max_pool2d",
+           "adaptive_avg_pool2d", "stochastic_pool2d", "roi_pool", "roi_align"]
+
+#: Where every window of a fixed-window pooling lies: ``kernel``, ``stride``,
+#: ``dilation`` and ``out_size`` are (rows, cols) pairs; ``pad_widths`` is
+#: ((top, bottom), (left, right)), the bottom/right counts grown to fit ceil_mode windows.
+Geometry = collections.namedtuple(
+    "Geometry", "kernel stride padding dilation out_size pad_widths")
+
+
+# --- arguments -----------------------------------------------------------------------
+
+def _check_pool_input(op, input):
+    check_float_array(op, "input", input, ndim=(3, 4))
+    if 0 in input.shape[-3:]:
+        raise ValueError(f"{op}: input must have non-empty channels, height and width "
+                         f"(only the batch may be empty), got shape {input.shape}")
+
+
+def pool_geometry(op, input, kernel_size, stride=None, padding=0, dilation=1,
+                  ceil_mode=False):
+    """Validate a fixed-window pooling's arguments and place its windows.
+
+    Parameters
+    ----------
+    op : str
+        Operator name, for error messages.
+    input : ndarray of shape (N, C, H, W) or (C, H, W)
+    kernel_size, stride, padding, dilation : int or pair of int
+        PyTorch's meaning; ``stride=None`` means ``kernel_size``.
+    ceil_mode : bool
+
+    Returns
+    -------
+    Geometry
+    """
+    _check_pool_input(op, input)
+    kernel = check_pair(op, "kernel_size", kernel_size, minimum=1)
+    stride = kernel if stride is None else check_pair(op, "stride", stride, minimum=1)
+    padding = check_pair(op, "padding", padding, minimum=0)
+    dilation = check_pair(op, "dilation", dilation, minimum=1)
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(f"{op}: padding must be at most half of kernel_size "
+                         f"({kernel[0] // 2}, {kernel[1] // 2}), got padding={padding} "
+                         f"for kernel_size={kernel}")
+    size = input.shape[-2:]
+    out = tuple(pool_output_size(n, k, s, p, d, bool(ceil_mode))
+                for n, k, s, p, d in zip(size, kernel, stride, padding, dilation))
+    if min(out) < 1:
+        padded = tuple(n + 2 * p for n, p in zip(size, padding))
+        raise ValueError(f"{op}: kernel_size={kernel} with dilation={dilation} is larger "
+                         f"than the padded input {padded} (input {tuple(size)}, "
+                         f"padding={padding}): the output would be {out}")
+    # ceil_mode windows may hang over the bottom/right padding: pad far enough for them.
+    after = tuple(max(p, (o - 1) * s + d * (k - 1) + 1 - n - p)
+                  for n, k, s, p, d, o in zip(size, kernel, stride, padding, dilation, out))
+    pad_widths = ((padding[0], after[0]), (padding[1], after[1]))
+    return Geometry(kernel, stride, padding, dilation, out, pad_widths)
+
+
+def _views(x_padded, geom):
+    """The strided view of each kernel offset, in row-major offset order."""
+    return [offset_view(x_padded, offset, geom.stride, geom.dilation, geom.out_size)
+            for offset in kernel_offsets(geom.kernel)]
+
+
+def _offset_dtype(geom):
+    return np.int16 if geom.kernel[0] * geom.kernel[1] < 2 ** 15 else np.int32
+
+
+def _route_to_offsets(grad, chosen, geom, input_shape):
+    """Backward of "output = the input at offset ``chosen``": add ``grad`` at each choice.
+
+    Parameters
+    ----------
+    grad : ndarray of shape (..., H_out, W_out)
+    chosen : int ndarray of the same shape
+        Index into ``kernel_offsets(kernel)`` per output; -1 routes nowhere.
+    input_shape : tuple
+        Shape of the unpadded input.
+
+    Returns
+    -------
+    ndarray of ``input_shape``
+    """
+    (top, bottom), (left, right) = geom.pad_widths
+    padded = input_shape[:-2] + (input_shape[-2] + top + bottom, input_shape[-1] + left + right)
+    grad_padded = np.zeros(padded, grad.dtype)
+    # Multiplying by the 0/1 mask is faster than np.where but turns inf * 0 into NaN.
+    finite = bool(np.isfinite(grad).all())
+    zero = np.zeros((), grad.dtype)
+    for k, offset in enumerate(kernel_offsets(geom.kernel)):
+        mask = chosen == k
+        routed = grad * mask if finite else np.where(mask, grad, zero)
+        add_to_offset(grad_padded, offset, geom.stride, geom.dilation, routed)
+    return np.ascontiguousarray(unpad2d(grad_padded, geom.pad_widths))
+
+
+# --- max pooling -------------------------------------------------------------------
+
+def _first_maximum(x_padded, out, geom, input_size):
+    """Which kernel offset holds each window's maximum, PyTorch's way.
+
+    Ties go to the first maximum in row-major window order; a window with a NaN reports
+    its last NaN (PyTorch's CPU kernel takes ``val > max || isnan(val)``); padding is
+    never chosen, even when every real entry is -inf.
+    """
+    views = _views(x_padded, geom)
+    chosen = np.zeros(out.shape, _offset_dtype(geom))
+    padded = any(p for pair in geom.pad_widths for p in pair)
+    valid = None
+    if padded and np.isneginf(out).any():
+        inside = pad2d(np.ones(input_size, bool), geom.pad_widths, False)
+        valid = _views(inside, geom)
+    for k in range(len(views) - 1, -1, -1):  # backwards, so that the first hit wins
+        hit = views[k] == out
+        if valid is not None:
+            hit &= valid[k]
+        chosen = np.where(hit, chosen.dtype.type(k), chosen)
+    if np.isnan(out).any():
+        for k, view in enumerate(views):
+            np.copyto(chosen, k, where=np.isnan(view))
+    return chosen
+
+
+def _flat_indices(chosen, geom, input_size):
+    """PyTorch's pooling indices: ``h * W + w`` in the unpadded input plane."""
+    offsets = np.array(kernel_offsets(geom.kernel))
+    (sh, sw), (dh, dw), (oh, ow) = geom.stride, geom.dilation, geom.out_size
+    rows = np.arange(oh)[:, None] * sh - geom.pad_widths[0][0] + offsets[chosen, 0] * dh
+    cols = np.arange(ow)[None, :] * sw - geom.pad_widths[1][0] + offsets[chosen, 1] * dw
+    inside = (rows >= 0) & (rows < input_size[0]) & (cols >= 0) & (cols < input_size[1])
+    # Only a window that misses the input entirely (possible with dilation) has no
+    # real pixel to point at: -1.
+    return np.where(inside, rows * input_size[1] + cols, -1).astype(np.int64)
+
+
+class _MaxPool2d(Function):
+    @staticmethod
+    def forward(ctx, x, geom, return_indices):
+        x_padded = pad2d(x, geom.pad_widths, -np.inf)
+        views = _views(x_padded, geom)
+        out = views[0].copy()
+        for view in views[1:]:
+            np.maximum(out, view, out=out)
+        chosen = _first_maximum(x_padded, out, geom, x.shape[-2:])
+        ctx.save_for_backward(chosen)
+        ctx.geom, ctx.input_shape = geom, x.shape
+        if return_indices:
+            return out, _flat_indices(chosen, geom, x.shape[-2:])
+        return out
+
+    @staticmethod
+    def backward(ctx, grad, grad_indices=None):
+        (chosen,) = ctx.saved
+        return _route_to_offsets(grad, chosen, ctx.geom, ctx.input_shape), None, None
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """2-D max pooling, like ``torch.nn.functional.max_pool2d``.
+
+    Parameters
+    ----------
+    input : ndarray of shape (N, C, H, W) or (C, H, W), float32 or float64
+    kernel_size : int or (int, int)
+    stride : int or (int, int), optional
+        Default: ``kernel_size``.
+    padding : int or (int, int)
+        Implicit -inf border, at most half the kernel size.
+    dilation : int or (int, int)
+        Spacing between the pixels of a window.
+    ceil_mode : bool
+        Round the output size up; a last window is kept only if it starts inside the
+        input or the left padding.
+    return_indices : bool
+        Also return where each maximum came from.
+
+    Returns
+    -------
+    out : ndarray of shape (N, C, H_out, W_out) (or (C, H_out, W_out))
+        ``H_out = floor((H + 2 padding - dilation (k - 1) - 1) / stride) + 1``
+        (``ceil`` with ``ceil_mode``).
+    indices : int64 ndarray of ``out``'s shape, only if ``return_indices``
+        Flat index ``h * W + w`` of each maximum in its (H, W) plane.
+
+    Notes
+    -----
+    The backward pass sends each output's gradient to one input: the first maximum of
+    its window in row-major order (a window with a NaN outputs NaN and routes to its
+    last NaN, as PyTorch does). With dilation a window can miss the input entirely
+    (e.g. W = 1, padding 1, dilation 2); it outputs -inf and passes no gradient, where
+    PyTorch reports an index outside its window.
+
+    Examples
+    --------
+    >>> import numpy as np, fancydl
+    >>> x = np.array([[[[1.0, 3.0], [3.0, 2.0]]]])
+    >>> out, idx = fancydl.max_pool2d(x, 2, return_indices=True)
+    >>> out.ravel(), idx.ravel()
+    (array([3.]), array([1]))
+    """
+    geom = pool_geometry("max_pool2d", input, kernel_size, stride, padding, dilation,
+                         ceil_mode)
+    return _MaxPool2d.apply(input, geom, bool(return_indices))
+
+
+def min_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """2-D min pooling: ``-max_pool2d(-input)``, arguments as :func:`max_pool2d`.
+
+    PyTorch has no min pooling; this is how one writes it there, so the padding is
+    +inf, and ties and the gradient go to the FIRST minimum of each window.
+
+    Returns
+    -------
+    out : ndarray of shape (N, C, H_out, W_out) (or (C, H_out, W_out))
+    indices : int64 ndarray, only if ``return_indices``
+        Flat index ``h * W + w`` of each minimum.
+
+    Examples
+    --------
+    >>> import numpy as np, fancydl
+    >>> fancydl.min_pool2d(np.array([[[[4.0, 1.0], [1.0, 2.0]]]]), 2).ravel()
+    array([1.])
+    """
+    geom = pool_geometry("min_pool2d", input, kernel_size, stride, padding, dilation,
+                         ceil_mode)
+    pooled = _MaxPool2d.apply(neg(input), geom, bool(return_indices))
+    if return_indices:
+        return neg(pooled[0]), pooled[1]
+    return neg(pooled)
+
+
+@torch_reference("min_pool2d")
+def _torch_min_pool2d(torch, input, *args, **kwargs):
+    """-torch.nn.functional.max_pool2d(-input)"""
+    result = torch.nn.functional.max_pool2d(-input, *args, **kwargs)
+    if isinstance(result, tuple):
+        return -result[0], result[1]
+    return -result
+
+
+# --- average pooling ---------------------------------------------------------------
+
+def _window_sizes(size, kernel, stride, padding, out, count_include_pad):
+    """Divisor of each window along one axis, PyTorch's rule.
+
+    A window counts the padding it covers (``count_include_pad``) but never the part of
+    a ceil_mode window that hangs beyond the padding.
+    """
+    start = np.arange(out) * stride - padding
+    end = np.minimum(start + kernel, size + padding)
+    if count_include_pad:
+        return end - start
+    return np.minimum(end, size) - np.maximum(start, 0)
+
+
+class _AvgPool2d(Function):
+    @staticmethod
+    def forward(ctx, x, geom, divisor):
+        views = _views(pad2d(x, geom.pad_widths, 0.0), geom)
+        out = views[0].copy()
+        for view in views[1:]:
+            np.add(out, view, out=out)
+        out /= divisor
+        ctx.geom, ctx.divisor, ctx.input_shape = geom, divisor, x.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        geom = ctx.geom
+        share = grad / ctx.divisor
+        (top, bottom), (left, right) = geom.pad_widths
+        shape = ctx.input_shape
+        grad_padded = np.zeros(shape[:-2] + (shape[-2] + top + bottom,
+                                             shape[-1] + left + right), grad.dtype)
+        for offset in kernel_offsets(geom.kernel):
+            add_to_offset(grad_padded, offset, geom.stride, geom.dilation, share)
+        return np.ascontiguousarray(unpad2d(grad_padded, geom.pad_widths)), None, None
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    """2-D average pooling, like ``torch.nn.functional.avg_pool2d``.
+
+    Parameters
+    ----------
+    input : ndarray of shape (N, C, H, W) or (C, H, W), float32 or float64
+    kernel_size, stride, padding : int or (int, int)
+        As in :func:`max_pool2d` (zero padding, at most half the kernel).
+    ceil_mode : bool
+    count_include_pad : bool
+        Divide by the window size including the zero padding it covers (PyTorch's
+        default), or only by the number of real pixels.
+    divisor_override : int, optional
+        Divide every window's sum by this instead.
+
+    Returns
+    -------
+    ndarray of shape (N, C, H_out, W_out) (or (C, H_out, W_out))
+
+    Examples
+    --------
+    >>> import numpy as np, fancydl
+    >>> x = np.ones((1, 1, 2, 2))
+    >>> fancydl.avg_pool2d(x, 3, stride=1, padding=1)[0, 0]
+    array([[0.44444444, 0.44444444],
+           [0.44444444, 0.44444444]])
+    """
+    geom = pool_geometry("avg_pool2d", input, kernel_size, stride, padding, 1, ceil_mode)
+    if divisor_override is not None:
+        divisor_override = check_int("avg_pool2d", "divisor_override", divisor_override)
+        if divisor_override == 0:
+            raise ValueError("avg_pool2d: divisor_override must be non-zero, got 0")
+        divisor = np.asarray(divisor_override, input.dtype)
+    else:
+        rows, cols = (_window_sizes(n, k, s, p, o, bool(count_include_pad))
+                      for n, k, s, p, o in zip(input.shape[-2:], geom.kernel, geom.stride,
+                                               geom.padding, geom.out_size))
+        divisor = np.outer(rows, cols).astype(input.dtype)
+    return _AvgPool2d.apply(input, geom, divisor)
+
+
+# --- adaptive pooling: bins of varying size ------------------------------------------
+
+def _check_output_size(op, output_size, input_size):
+    """``output_size`` as a pair of positive ints; a None entry keeps the input's size."""
+    if output_size is None or isinstance(output_size, numbers.Integral):
+        pair = (output_size, output_size)
+    elif isinstance(output_size, (tuple, list)) and len(output_size) == 2:
+        pair = tuple(output_size)
+    else:
+        raise TypeError(f"{op}: output_size must be an int or a pair of ints (None "
+                        f"keeps the input's size), got {output_size!r}")
+    pair = tuple(n if s is None else s for s, n in zip(pair, input_size))
+    return check_pair(op, "output_size", pair, minimum=1)
+
+
+def adaptive_bins(size, out):
+    """PyTorch's adaptive bins along one axis: ``[floor(i size / out), ceil((i+1) size / out))``.
+
+    Returns
+    -------
+    start, end : int ndarrays of shape (out,)
+
+    Examples
+    --------
+    >>> adaptive_bins(5, 3)
+    (array([0, 1, 3]), array([2, 4, 5]))
+    """
+    i = np.arange(out)
+    return (i * size) // out, -((-(i + 1) * size) // out)
+
+
+def _bin_offsets(start, end):
+    """For each offset ``t`` inside the longest bin: the index each bin reads (clamped to
+    its last element) and whether the bin really has an element there."""
+    for t in range(int((end - start).max())):
+        yield np.minimum(start + t, end - 1), start + t < end
+
+
+class _AdaptiveMaxPool2d(Function):
+    @staticmethod
+    def forward(ctx, x, output_size, return_indices):
+        (h, w), (oh, ow) = x.shape[-2:], output_size
+        row_offsets = list(_bin_offsets(*adaptive_bins(h, oh)))
+        col_offsets = list(_bin_offsets(*adaptive_bins(w, ow)))
+        # Offsets past a bin's end re-read its last element: harmless for a maximum.
+        reads = [(rows[:, None], cols[None, :]) for rows, _ in row_offsets
+                 for cols, _ in col_offsets]
+        views = [x[..., r, c] for r, c in reads]
+        out = views[0].copy()
+        for view in views[1:]:
+            np.maximum(out, view, out=out)
+        indices = np.zeros(out.shape, np.int64)
+        for (r, c), view in zip(reads[::-1], views[::-1]):
+            np.copyto(indices, r * w + c, where=view == out)
+        if np.isnan(out).any():
+            for (r, c), view in zip(reads, views):
+                np.copyto(indices, r * w + c, where=np.isnan(view))
+        ctx.save_for_backward(indices)
+        ctx.input_shape = x.shape
+        return (out, indices) if return_indices else out
+
+    @staticmethod
+    def backward(ctx, grad, grad_indices=None):
+        (indices,) = ctx.saved
+        return _scatter_to_planes(grad, indices, ctx.input_shape), None, None
+
+
+def _scatter_to_planes(grad, indices, input_shape):
+    """Add ``grad[..., i, j]`` to the input at flat plane index ``indices[..., i, j]``."""
+    plane = input_shape[-2] * input_shape[-1]
+    planes = int(np.prod(input_shape[:-2], dtype=np.int64))
+    base = (np.arange(planes) * plane).reshape(input_shape[:-2] + (1, 1))
+    total = np.bincount((indices + base).ravel(), weights=grad.ravel(),
+                        minlength=planes * plane)
+    return total.astype(grad.dtype).reshape(input_shape)
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """Adaptive max pooling, like ``torch.nn.functional.adaptive_max_pool2d``.
+
+    Output cell ``i`` of an axis of length ``n`` covers the bin
+    ``[floor(i n / out), ceil((i + 1) n / out))`` (:func:`adaptive_bins`).
+
+    Parameters
+    ----------
+    input : ndarray of shape (N, C, H, W) or (C, H, W)
+    output_size : int or (int or None, int or None)
+        None keeps that axis' input size.
+    return_indices : bool
+
+    Returns
+    -------
+    out : ndarray of shape (N, C, H_out, W_out) (or (C, H_out, W_out))
+    indices : int64 ndarray, only if ``return_indices``
+        Flat ``h * W + w`` of each maximum (first maximum; a NaN's position if any).
+    """
+    _check_pool_input("adaptive_max_pool2d", input)
+    size = _check_output_size("adaptive_max_pool2d", output_size, input.shape[-2:])
+    return _AdaptiveMaxPool2d.apply(input, size, bool(return_indices))
+
+
+def _bin_means(x, axis_size, out, axis):
+    """Mean of every adaptive bin along ``axis`` (-2 or -1), NaN-safe."""
+    start, end = adaptive_bins(axis_size, out)
+    total = 0
+    for index, inside in _bin_offsets(start, end):
+        taken = np.take(x, index, axis=axis)
+        mask = inside[:, None] if axis == -2 else inside
+        total = total + np.where(mask, taken, np.zeros((), x.dtype))
+    lengths = (end - start).astype(x.dtype)
+    return total / (lengths[:, None] if axis == -2 else lengths)
+
+
+def _bin_averaging_matrix(size, out, dtype):
+    """(out, size) matrix whose row i averages bin i: the linear map of adaptive averaging."""
+    start, end = adaptive_bins(size, out)
+    j = np.arange(size)
+    inside = (j >= start[:, None]) & (j < end[:, None])
+    return (inside / (end - start)[:, None]).astype(dtype)
+
+
+class _AdaptiveAvgPool2d(Function):
+    @staticmethod
+    def forward(ctx, x, output_size):
+        (h, w), (oh, ow) = x.shape[-2:], output_size
+        ctx.input_shape, ctx.output_size = x.shape, output_size
+        return _bin_means(_bin_means(x, h, oh, -2), w, ow, -1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (h, w), (oh, ow) = ctx.input_shape[-2:], ctx.output_size
+        rows = _bin_averaging_matrix(h, oh, grad.dtype)
+        cols = _bin_averaging_matrix(w, ow, grad.dtype)
+        return rows.T @ grad @ cols, None
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Adaptive average pooling, like ``torch.nn.functional.adaptive_avg_pool2d``.
+
+    Parameters
+    ----------
+    input : ndarray of shape (N, C, H, W) or (C, H, W)
+    output_size : int or (int or None, int or None)
+        None keeps that axis' input size. Bins as in :func:`adaptive_max_pool2d`.
+
+    Returns
+    -------
+    ndarray of shape (N, C, H_out, W_out) (or (C, H_out, W_out))
+
+    Examples
+    --------
+    >>> import numpy as np, fancydl
+    >>> fancydl.adaptive_avg_pool2d(np.arange(5.0).reshape(1, 1, 1, 5), (1, 3)).ravel()
+    array([0.5, 2. , 3.5])
+    """
+    _check_pool_input("adaptive_avg_pool2d", input)
+    size = _check_output_size("adaptive_avg_pool2d", output_size, input.shape[-2:])
+    return _AdaptiveAvgPool2d.apply(input, size)
+
+
+# --- stochastic pooling (Zeiler & Fergus) ---------------------------------------------
+
+def _sample_offsets(views, total, rng):
+    """Draw one offset per region with probability ``value / total`` (-1: all-zero region).
+
+    Inverse-CDF sampling: the first offset whose running sum exceeds ``u * total``, with
+    ``u`` uniform in [0, 1). A zero entry never increases the running sum, so it is never
+    drawn.
+    """
+    threshold = rng.random(total.shape, dtype=total.dtype) * total
+    chosen = np.full(total.shape, -1, np.int32)
+    last_positive = np.full(total.shape, -1, np.int32)
+    running = np.zeros_like(total)
+    for k, view in enumerate(views):
+        running += view
+        np.copyto(chosen, k, where=(chosen < 0) & (running > threshold))
+        np.copyto(last_positive, k, where=view > 0)
+    # Rounding can leave u * total at or above the final running sum: take the last
+    # positive entry then, which is where exact arithmetic would have landed.
+    return np.where(chosen < 0, last_positive, chosen)
+
+
+class _StochasticPool2dTrain(Function):
+    @staticmethod
+    def forward(ctx, x, geom, rng):
+        views = _views(x, geom)
+        total = views[0].copy()
+        for view in views[1:]:
+            total += view
+        chosen = _sample_offsets(views, total, rng)
+        out = np.zeros_like(total)
+        for k, view in enumerate(views):
+            np.copyto(out, view, where=chosen == k)
+        ctx.save_for_backward(chosen)
+        ctx.geom, ctx.input_shape = geom, x.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (chosen,) = ctx.saved
+        return _route_to_offsets(grad, chosen, ctx.geom, ctx.input_shape), None, None
+
+
+class _StochasticPool2dTest(Function):
+    """Probabilistic weighting ``s = sum a^2 / S`` with ``S = sum a`` over each region;
+    ``ds/da_i = (2 a_i S - sum a^2) / S^2``; an all-zero region gives 0 and no gradient."""
+
+    @staticmethod
+    def forward(ctx, x, geom):
+        views = _views(x, geom)
+        total, squares = np.zeros_like(views[0]), np.zeros_like(views[0])
+        for view in views:
+            total += view
+            squares += view * view
+        positive = total > 0
+        safe_total = np.where(positive, total, np.ones((), x.dtype))
+        out = np.where(positive, squares / safe_total, np.zeros((), x.dtype))
+        ctx.save_for_backward(x, safe_total, out, positive)
+        ctx.geom = geom
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, safe_total, out, positive = ctx.saved
+        geom = ctx.geom
+        # (2 a_i S - sum a^2) / S^2 = (2 a_i - s) / S
+        scaled = np.where(positive, grad / safe_total, np.zeros((), grad.dtype))
+        grad_x = np.zeros_like(x)
+        for offset, view in zip(kernel_offsets(geom.kernel), _views(x, geom)):
+            add_to_offset(grad_x, offset, geom.stride, geom.dilation,
+                          scaled * (2 * view - out))
+        return grad_x, None
+
+
+def stochastic_pool2d(input, kernel_size, stride=None, training=True, rng=None):
+    """Stochastic pooling (Zeiler & Fergus, 2013) over non-negative activations.
+
+    In each region ``R`` the probabilities are ``p_i = a_i / sum_R a``. Training
+    outputs one element drawn from ``p``; evaluation outputs the probabilistic
+    weighting ``sum_i p_i a_i = sum a^2 / sum a``, the expectation of the training
+    output. An all-zero region outputs 0 (and passes no gradient) in both modes.
+
+    Parameters
+    ----------
+    input : ndarray of shape (N, C, H, W) or (C, H, W), float32 or float64
+        Finite and non-negative (e.g. after a ReLU); anything else is refused.
+    kernel_size : int or (int, int)
+    stride : int or (int, int), optional
+        Default: ``kernel_size``. No padding: the paper pools regions of the input.
+    training : bool
+        Sample (True) or take the probabilistic weighting (False).
+    rng : numpy.random.Generator, optional
+        Source of the samples; pass a seeded one for reproducible results (default: a
+        fresh unseeded generator). Unused when ``training`` is False.
+
+    Returns
+    -------
+    ndarray of shape (N, C, H_out, W_out) (or (C, H_out, W_out))
+
+    Notes
+    -----
+    Backward: in training, the gradient goes to the sampled element (like max pooling);
+    in evaluation, ``d out / d a_i = (2 a_i S - sum a^2) / S^2`` with ``S = sum a``.
+
+    Examples
+    --------
+    >>> import numpy as np, fancydl
+    >>> x = np.array([[[[1.0, 3.0], [0.0, 0.0]]]])
+    >>> float(fancydl.stochastic_pool2d(x, 2, training=False)[0, 0, 0, 0])
+    2.5
+    """
+    geom = pool_geometry("stochastic_pool2d", input, kernel_size, stride)
+    values = value_of(input)
+    if not np.all(values >= 0) or not np.all(np.isfinite(values)):
+        bad = values[~((values >= 0) & np.isfinite(values))].flat[0]
+        raise ValueError("stochastic_pool2d: input must be finite and non-negative (e.g. "
+                         f"after a ReLU), got a value {bad}")
+    if not training:
+        return _StochasticPool2dTest.apply(input, geom)
+    if rng is None:
+        rng = np.random.default_rng()
+    elif not isinstance(rng, np.random.Generator):
+        raise TypeError("stochastic_pool2d: rng must be a numpy.random.Generator or None, "
+                        f"got {type(rng).__name__}")
+    return _StochasticPool2dTrain.apply(input, geom, rng)
+
+
+# --- ROI pooling and ROI Align (torchvision.ops) ----------------------------------------
+
+def _check_rois(op, input, boxes):
+    """Validate boxes and return (batch indices (K,) intp, corners (K, 4) in input's dtype).
+
+    ``boxes`` is an array (K, 5) of ``(batch_index, x1, y1, x2, y2)`` or a list with one
+    (L, 4) array of ``(x1, y1, x2, y2)`` per image.
+    """
+    check_float_array(op, "input", input, ndim=4)
+    if isinstance(boxes, (list, tuple)):
+        for i, b in enumerate(boxes):
+            check_float_array(op, f"boxes[{i}]", b, ndim=2)
+            if b.shape[1] != 4:
+                raise ValueError(f"{op}: each array of a list of boxes must have shape "
+                                 f"(L, 4), got boxes[{i}] of shape {b.shape}")
+        parts = [np.column_stack([np.full(len(b), i), value_of(b)])
+                 for i, b in enumerate(boxes)]
+        rois = np.concatenate(parts) if parts else np.zeros((0, 5))
+    else:
+        check_float_array(op, "boxes", boxes, ndim=2)
+        if boxes.shape[1] != 5:
+            raise ValueError(f"{op}: boxes must have shape (K, 5) of (batch_index, x1, y1, "
+                             f"x2, y2), got shape {boxes.shape}")
+        rois = value_of(boxes)
+    batch = rois[:, 0]
+    n = input.shape[0]
+    bad = (batch != np.floor(batch)) | (batch < 0) | (batch >= n)
+    if bad.any():
+        raise ValueError(f"{op}: box batch indices must be integers in [0, {n}) for an "
+                         f"input batch of {n}, got {batch[bad][0]}")
+    return batch.astype(np.intp), rois[:, 1:].astype(input.dtype)
+
+
+def _round_half_away(x):
+    """C's ``round``: halves go away from zero (2.5 -> 3, -2.5 -> -3); NumPy's go to even."""
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def _nhwc_rows(x):
+    """The input as a (N*H*W, C) table, so that one gather fetches every channel."""
+    n, c, h, w = x.shape
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).reshape(n * h * w, c)
+
+
+def _scatter_rows(dtype, input_shape, pieces):
+    """Backward of gathers from :func:`_nhwc_rows`: add each ``(rows, values)`` piece.
+
+    ``rows`` (...,) index the (N*H*W) table, ``values`` (..., C) are added there; the
+    result is the (N, C, H, W) gradient of the input, of the given dtype.
+    """
+    n, c, h, w = input_shape
+    table = np.zeros(n * h * w * c, dtype)
+    channels = np.arange(c)
+    for rows, values in pieces:
+        # 1-D np.add.at on (row, channel) flat indices: NumPy's fast path, several
+        # times faster than np.add.at on (rows, C) blocks or a sort + reduceat.
+        np.add.at(table, (rows.reshape(-1, 1) * c + channels).ravel(), values.ravel())
+    return np.ascontiguousarray(table.reshape(n, h, w, c).transpose(0, 3, 1, 2))
+
+
+def _roi_pool_bins(corners, spatial_scale, output_size, size, dtype):
+    """torchvision's quantized bins along one axis.
+
+    ``corners`` (K, 2) holds the (start, end) box coordinates of the axis; returns
+    ``start, end`` (K, out) int arrays of every bin, clipped to ``[0, size]``.
+    """
+    scaled = _round_half_away(corners * dtype.type(spatial_scale)).astype(np.int64)
+    begin = scaled[:, 0]
+    length = np.maximum(scaled[:, 1] - begin + 1, 1)  # malformed boxes become 1 pixel
+    bin_size = length.astype(dtype) / dtype.type(output_size)
+    p = np.arange(output_size, dtype=dtype)
+    lo = np.floor(p * bin_size[:, None]).astype(np.int64) + begin[:, None]
+    hi = np.ceil((p + 1) * bin_size[:, None]).astype(np.int64) + begin[:, None]
+    return np.clip(lo, 0, size), np.clip(hi, 0, size)
+
+
+class _RoIPool(Function):
+    @staticmethod
+    def forward(ctx, x, batch, corners, output_size, spatial_scale):
+        n, c, h, w = x.shape
+        (ph, pw), dtype = output_size, x.dtype
+        h0, h1 = _roi_pool_bins(corners[:, [1, 3]], spatial_scale, ph, h, dtype)
+        w0, w1 = _roi_pool_bins(corners[:, [0, 2]], spatial_scale, pw, w, dtype)
+        empty = (h1 <= h0)[:, :, None] | (w1 <= w0)[:, None, :]  # (K, PH, PW)
+        table = _nhwc_rows(x)
+        # torchvision starts from -FLT_MAX, so NaN and -inf are never picked.
+        lowest = np.asarray(-np.finfo(np.float32).max, dtype)
+        best = np.where(empty, np.zeros((), dtype), lowest)[..., None].repeat(c, axis=-1)
+        where = np.full(best.shape, -1, np.int64)
+        plane = batch[:, None, None] * (h * w)
+        for dy in range(int((h1 - h0).max(initial=0))):
+            rows = h0 + dy
+            for dx in range(int((w1 - w0).max(initial=0))):
+                cols = w0 + dx
+                inside = (rows < h1)[:, :, None] & (cols < w1)[:, None, :]
+                pixel = np.where(inside, rows[:, :, None] * w + cols[:, None, :], 0)
+                values = table[plane + pixel]
+                better = inside[..., None] & (values > best)
+                best = np.where(better, values, best)
+                where = np.where(better, pixel[..., None], where)
+        ctx.save_for_backward(batch, where)
+        ctx.input_shape = x.shape
+        return np.ascontiguousarray(best.transpose(0, 3, 1, 2))
+
+    @staticmethod
+    def backward(ctx, grad):
+        batch, where = ctx.saved
+        n, c, h, w = ctx.input_shape
+        picked = where >= 0  # (K, PH, PW, C); empty bins send nothing
+        g = grad.transpose(0, 2, 3, 1)
+        flat = ((batch[:, None, None, None] * (h * w) + where) * c + np.arange(c))[picked]
+        total = np.bincount(flat, weights=g[picked], minlength=n * h * w * c)
+        grad_x = total.astype(grad.dtype).reshape(n, h, w, c).transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(grad_x), None, None, None, None
+
+
+def roi_pool(input, boxes, output_size, spatial_scale=1.0):
+    """ROI max pooling (Fast R-CNN), like ``torchvision.ops.roi_pool``.
+
+    Each box is scaled by ``spatial_scale`` and its corners rounded to whole pixels
+    (half away from zero); the box (at least 1×1, ends included) is cut into
+    ``output_size`` bins ``[floor(i b), ceil((i + 1) b))`` with ``b`` the box size over
+    the bin count, clipped to the input, and each bin outputs its maximum. An empty bin
+    outputs 0.
+
+    Parameters
+    ----------
+    input : ndarray of shape (N, C, H, W), float32 or float64
+    boxes : ndarray of shape (K, 5) or list of N' ndarrays of shape (L, 4)
+        ``(batch_index, x1, y1, x2, y2)`` rows, or per-image ``(x1, y1, x2, y2)``
+        rows (the list position is the batch index). Cast to ``input``'s dtype.
+    output_size : int or (int, int)
+    spatial_scale : float
+        Factor from box coordinates to input pixels (e.g. 1/16 for a stride-16 map).
+
+    Returns
+    -------
+    ndarray of shape (K, C, PH, PW)
+
+    Notes
+    -----
+    Backward (with respect to ``input``; boxes get none): each output's gradient goes
+    to the first maximum of its bin. Like torchvision, a bin whose entries are all
+    -inf or NaN outputs ``-3.4028235e38`` and passes no gradient.
+    """
+    batch, corners = _check_rois("roi_pool", input, boxes)
+    size = check_pair("roi_pool", "output_size", output_size, minimum=1)
+    scale = check_real("roi_pool", "spatial_scale", spatial_scale, 0, inclusive=False)
+    return _RoIPool.apply(input, batch, corners, size, scale)
+
+
+def _bilinear_axis(coord, size):
+    """torchvision's bilinear sampling along one axis, clamped to the border.
+
+    Returns ``(low, high, weight_low, weight_high)``: the two neighbouring pixel
+    indices and their weights; a coordinate below -1 or above ``size`` gets zero weights.
+    """
+    outside = (coord < -1) | (coord > size)
+    c = np.maximum(coord, 0)
+    low = np.floor(c).astype(np.int64)
+    at_edge = low >= size - 1
+    low = np.where(at_edge, size - 1, low)
+    high = np.where(at_edge, size - 1, low + 1)
+    frac = np.where(at_edge, 0, c - low).astype(coord.dtype)
+    zero = np.zeros((), coord.dtype)
+    return (low, high, np.where(outside, zero, 1 - frac), np.where(outside, zero, frac))
+
+
+def _roi_align_samples(corners, spatial_scale, output_size, sampling_ratio, aligned,
+                       size, dtype):
+    """Sample grid of every bin along one axis.
+
+    ``corners`` (K, 2) holds (start, end) box coordinates. Returns the grid size per
+    box (K,) and, for each sample index ``t`` up to the largest grid, the axis'
+    bilinear ``(low, high, w_low, w_high)`` arrays of shape (K, out), with zero weights
+    for boxes whose grid is smaller.
+    """
+    scaled = corners * dtype.type(spatial_scale) - dtype.type(0.5 if aligned else 0.0)
+    start = scaled[:, 0]
+    length = scaled[:, 1] - start
+    if not aligned:
+        length = np.maximum(length, dtype.type(1))
+    bin_size = length / dtype.type(output_size)
+    if sampling_ratio > 0:
+        grid = np.full(len(start), sampling_ratio, np.int64)
+    else:
+        grid = np.ceil(length / dtype.type(output_size)).astype(np.int64)
+    p = np.arange(output_size, dtype=dtype)
+    first = start[:, None] + p * bin_size[:, None]
+    samples = []
+    for t in range(int(grid.max(initial=0))):
+        step = (dtype.type(t + 0.5) * bin_size / np.maximum(grid, 1).astype(dtype))
+        low, high, w_low, w_high = _bilinear_axis(first + step[:, None], size)
+        used = (t < grid)[:, None]
+        zero = np.zeros((), dtype)
+        samples.append((low, high, np.where(used, w_low, zero), np.where(used, w_high, zero)))
+    return grid, samples
+
+
+def _roi_align_taps(x_shape, batch, corners, output_size, spatial_scale, sampling_ratio,
+                    aligned, dtype):
+    """Every bilinear tap of ROI Align: yields ``(rows, weights)`` of shape (K, PH, PW)
+    into the (N*H*W, C) table, already divided by each box's sample count."""
+    _, _, h, w = x_shape
+    (ph, pw) = output_size
+    grid_y, ys = _roi_align_samples(corners[:, [1, 3]], spatial_scale, ph, sampling_ratio,
+                                    aligned, h, dtype)
+    grid_x, xs = _roi_align_samples(corners[:, [0, 2]], spatial_scale, pw, sampling_ratio,
+                                    aligned, w, dtype)
+    count = np.maximum(grid_y * grid_x, 1).astype(dtype)[:, None, None]
+    plane = (batch * (h * w))[:, None, None]
+    for y_low, y_high, wy_low, wy_high in ys:
+        for x_low, x_high, wx_low, wx_high in xs:
+            for row, wy in ((y_low, wy_low), (y_high, wy_high)):
+                for col, wx in ((x_low, wx_low), (x_high, wx_high)):
+                    rows = plane + row[:, :, None] * w + col[:, None, :]
+                    yield rows, wy[:, :, None] * wx[:, None, :] / count
+
+
+class _RoIAlign(Function):
+    @staticmethod
+    def forward(ctx, x, batch, corners, output_size, spatial_scale, sampling_ratio,
+                aligned):
+        table = _nhwc_rows(x)
+        k, c = len(batch), x.shape[1]
+        out = np.zeros((k,) + tuple(output_size) + (c,), x.dtype)
+        args = (x.shape, batch, corners, output_size, spatial_scale, sampling_ratio,
+                aligned, x.dtype)
+        for rows, weights in _roi_align_taps(*args):
+            out += weights[..., None] * table[rows]
+        ctx.taps_args = args
+        return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+    @staticmethod
+    def backward(ctx, grad):
+        g = np.ascontiguousarray(grad.transpose(0, 2, 3, 1))
+        pieces = ((rows, weights[..., None] * g)
+                  for rows, weights in _roi_align_taps(*ctx.taps_args))
+        return (_scatter_rows(grad.dtype, ctx.taps_args[0], pieces),
+                None, None, None, None, None, None)
+
+
+def roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1,
+              aligned=False):
+    """ROI Align (Mask R-CNN), like ``torchvision.ops.roi_align``.
+
+    No rounding: each box (scaled by ``spatial_scale``, shifted by -0.5 pixel when
+    ``aligned``) is cut into ``output_size`` equal bins; each bin averages a regular
+    grid of bilinear samples.
+
+    Parameters
+    ----------
+    input : ndarray of shape (N, C, H, W), float32 or float64
+    boxes : ndarray of shape (K, 5) or list of ndarrays of shape (L, 4)
+        As in :func:`roi_pool`.
+    output_size : int or (int, int)
+    spatial_scale : float
+    sampling_ratio : int
+        Samples per bin along each axis; ``<= 0`` means ``ceil(box size / output
+        size)``, chosen per box.
+    aligned : bool
+        Shift the box by half a pixel so that pixel centres sit at integer + 0.5
+        coordinates; without it, a box is at least 1×1.
+
+    Returns
+    -------
+    ndarray of shape (K, C, PH, PW)
+
+    Notes
+    -----
+    A sample at ``y < -1`` or ``y > H`` (likewise x) counts as 0; between, it is
+    clamped into the image and bilinearly interpolated from its four neighbours.
+    Backward (with respect to ``input``) scatters each sample's gradient to those
+    neighbours with the same weights.
+
+    Examples
+    --------
+    >>> import numpy as np, fancydl
+    >>> img = (10 * np.arange(8.0)[:, None] + np.arange(8.0))[None, None]
+    >>> fancydl.roi_align(img, np.array([[0.0, 1, 1, 5, 5]]), 2)[0, 0]
+    array([[22., 24.],
+           [42., 44.]])
+    """
+    batch, corners = _check_rois("roi_align", input, boxes)
+    size = check_pair("roi_align", "output_size", output_size, minimum=1)
+    scale = check_real("roi_align", "spatial_scale", spatial_scale, 0, inclusive=False)
+    sampling_ratio = check_int("roi_align", "sampling_ratio", sampling_ratio)
+    return _RoIAlign.apply(input, batch, corners, size, scale, sampling_ratio, bool(aligned))

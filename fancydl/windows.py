@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["effective_kernel_size", "conv_output_size", "pool_output_size", "pad2d",
+__all__ = ["effective_kernel_size", "conv_output_size", "conv_transpose_output_size",
+           "receptive_field", "pool_output_size", "pad2d",
            "unpad2d", "kernel_offsets", "offset_view", "add_to_offset"]
 
 
@@ -41,6 +42,52 @@ def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
     before, after = (padding, padding) if np.isscalar(padding) else padding
     span = size + before + after - effective_kernel_size(kernel_size, dilation)
     return span // stride + 1
+
+
+def conv_transpose_output_size(size, kernel_size, stride=1, padding=0, output_padding=0,
+                               dilation=1):
+    """Output length of a transposed convolution along one axis (PyTorch's formula).
+
+    ``(size - 1) stride - 2 padding + dilation (kernel_size - 1) + output_padding + 1``:
+    the largest input length that the matching convolution maps to ``size`` is this
+    with ``output_padding = stride - 1``.
+
+    Examples
+    --------
+    >>> conv_transpose_output_size(16, 4, stride=2, padding=1)
+    32
+    """
+    return ((size - 1) * stride - 2 * padding + effective_kernel_size(kernel_size, dilation)
+            + output_padding)
+
+
+def receptive_field(layers):
+    """Receptive field (in input pixels, along one axis) of a stack of window layers.
+
+    Each layer widens the field by ``(effective kernel - 1)`` times the product of the
+    strides of the layers before it (the distance, in input pixels, between its
+    neighbouring inputs).
+
+    Parameters
+    ----------
+    layers : iterable of (kernel_size, stride, dilation)
+        From the input up; stride and dilation may be omitted (default 1).
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> receptive_field([(3, 1, 1), (3, 1, 2), (3, 1, 4)])
+    15
+    """
+    field, jump = 1, 1
+    for layer in layers:
+        kernel_size, stride, dilation = (tuple(layer) + (1, 1))[:3]
+        field += (effective_kernel_size(kernel_size, dilation) - 1) * jump
+        jump *= stride
+    return field
 
 
 def pool_output_size(size, kernel_size, stride, padding=0, dilation=1, ceil_mode=False):

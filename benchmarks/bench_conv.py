@@ -1,0 +1,106 @@
+"""conv2d / conv_transpose2d against PyTorch, float32, each side in a fresh process.
+
+Targets (issue 3 and issue 4): dense 3×3 forward <= 2.5x, forward+backward <= 4x,
+7×7 stride-2 stem <= 2.5x, transposed 4×4 stride 2 <= 3x, depthwise 3×3 <= 5x.
+Peak memory of the dense and the stem forward is printed by
+``python benchmarks/bench_conv.py``.
+"""
+
+from harness import Case
+
+
+def _data(x_shape, w_shape):
+    return f"""
+import numpy as np
+rng = np.random.default_rng(0)
+x = rng.standard_normal({x_shape}).astype(np.float32)
+w = (0.1 * rng.standard_normal({w_shape})).astype(np.float32)
+"""
+
+
+_FANCYDL = """
+import fancydl
+"""
+
+_TORCH = """
+import torch
+torch.set_grad_enabled(False)
+tx, tw = torch.tensor(x), torch.tensor(w)
+"""
+
+_FANCYDL_TRAIN = """
+import fancydl
+g = rng.standard_normal(fancydl.conv2d(x, w, padding={padding}).shape).astype(np.float32)
+def step():
+    out, pullback = fancydl.vjp(lambda x, w: fancydl.conv2d(x, w, padding={padding}), x, w)
+    return pullback(g)
+"""
+
+_TORCH_TRAIN = """
+import torch
+tx = torch.tensor(x, requires_grad=True)
+tw = torch.tensor(w, requires_grad=True)
+tg = torch.tensor(rng.standard_normal(
+    torch.nn.functional.conv2d(tx, tw, padding={padding}).shape).astype(np.float32))
+def step():
+    tx.grad = tw.grad = None
+    torch.nn.functional.conv2d(tx, tw, padding={padding}).backward(tg)
+"""
+
+
+def _forward_case(name, target, x_shape, w_shape, call):
+    data = _data(x_shape, w_shape)
+    return Case(name=name, target=target,
+                fancydl_setup=data + _FANCYDL, fancydl_stmt=f"fancydl.{call.format(x='x', w='w')}",
+                torch_setup=data + _TORCH,
+                torch_stmt=f"torch.nn.functional.{call.format(x='tx', w='tw')}")
+
+
+DENSE = ((32, 64, 32, 32), (64, 64, 3, 3))
+
+CASES = [
+    _forward_case("conv2d fwd x(32,64,32,32) w(64,64,3,3) p1", 2.5, *DENSE,
+                  "conv2d({x}, {w}, padding=1)"),
+    Case(name="conv2d fwd+bwd x(32,64,32,32) w(64,64,3,3) p1", target=4.0,
+         fancydl_setup=_data(*DENSE) + _FANCYDL_TRAIN.format(padding=1),
+         fancydl_stmt="step()",
+         torch_setup=_data(*DENSE) + _TORCH_TRAIN.format(padding=1),
+         torch_stmt="step()"),
+    _forward_case("conv2d 7x7/2 stem x(8,3,224,224) w(64,3,7,7) p3", 2.5,
+                  (8, 3, 224, 224), (64, 3, 7, 7), "conv2d({x}, {w}, stride=2, padding=3)"),
+    _forward_case("conv_transpose2d x(16,64,16,16) w(64,64,4,4) s2 p1", 3.0,
+                  (16, 64, 16, 16), (64, 64, 4, 4),
+                  "conv_transpose2d({x}, {w}, stride=2, padding=1)"),
+    _forward_case("depthwise conv2d x(32,128,32,32) w(128,1,3,3) p1", 5.0,
+                  (32, 128, 32, 32), (128, 1, 3, 3), "conv2d({x}, {w}, padding=1, groups=128)"),
+]
+
+
+def peak_forward_memory(x_shape, w_shape, **kwargs):
+    """Peak bytes allocated by NumPy during one fancydl.conv2d forward (tracemalloc)."""
+    import tracemalloc
+
+    import numpy as np
+
+    import fancydl
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    tracemalloc.start()
+    out = fancydl.conv2d(x, w, **kwargs)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak, x.nbytes, out.nbytes
+
+
+if __name__ == "__main__":
+    import fancydl.conv
+    mib = 2.0**20
+    print(f"im2col budget: {fancydl.conv.IM2COL_BUDGET_BYTES / mib:.0f} MiB")
+    for name, shapes, kwargs in [("dense 3x3 (shifted GEMMs)", DENSE, dict(padding=1)),
+                                 ("7x7/2 stem (im2col, chunked)",
+                                  ((8, 3, 224, 224), (64, 3, 7, 7)),
+                                  dict(stride=2, padding=3))]:
+        peak, x_bytes, out_bytes = peak_forward_memory(*shapes, **kwargs)
+        print(f"{name}: peak {peak / mib:.1f} MiB (input {x_bytes / mib:.1f} MiB, output "
+              f"{out_bytes / mib:.1f} MiB)")

@@ -1,0 +1,71 @@
+"""batch_norm forward + backward in training at (32, 64, 32, 32), float32: target <= 2.5x
+PyTorch. Also reported (no target): the same against single-threaded PyTorch (NumPy's
+elementwise work is single-threaded; on a busy machine PyTorch's two threads also
+slow down badly), evaluation-mode forward, and group_norm."""
+
+from harness import Case
+
+_DATA = """
+import numpy as np
+rng = np.random.default_rng(0)
+x = rng.standard_normal((32, 64, 32, 32)).astype(np.float32)
+grad = rng.standard_normal(x.shape).astype(np.float32)
+weight = rng.standard_normal(64).astype(np.float32)
+bias = rng.standard_normal(64).astype(np.float32)
+running_mean = np.zeros(64, np.float32)
+running_var = np.ones(64, np.float32)
+"""
+
+_TORCH = _DATA + """
+import torch
+F = torch.nn.functional
+tx, tg = torch.tensor(x, requires_grad=True), torch.tensor(grad)
+tw, tb = torch.tensor(weight, requires_grad=True), torch.tensor(bias, requires_grad=True)
+trm, trv = torch.tensor(running_mean), torch.tensor(running_var)
+def step(op, *args, **kw):
+    out = op(tx, *args, **kw)
+    return torch.autograd.grad(out, [tx, tw, tb], tg)
+"""
+
+_FANCYDL = _DATA + """
+import fancydl
+def step(op, *args, **kw):
+    out, pullback = fancydl.vjp(lambda x, w, b: op(x, *args, weight=w, bias=b, **kw),
+                                x, weight, bias)
+    return pullback(grad)
+"""
+
+CASES = [
+    Case(
+        name="batch_norm training fwd+bwd (32, 64, 32, 32) float32",
+        target=2.5,
+        fancydl_setup=_FANCYDL,
+        fancydl_stmt="step(fancydl.batch_norm, running_mean, running_var, training=True)",
+        torch_setup=_TORCH,
+        torch_stmt="step(F.batch_norm, trm, trv, weight=tw, bias=tb, training=True)",
+    ),
+    Case(
+        name="batch_norm training fwd+bwd, torch on 1 thread",
+        target=None,
+        fancydl_setup=_FANCYDL,
+        fancydl_stmt="step(fancydl.batch_norm, running_mean, running_var, training=True)",
+        torch_setup=_TORCH + "torch.set_num_threads(1)",
+        torch_stmt="step(F.batch_norm, trm, trv, weight=tw, bias=tb, training=True)",
+    ),
+    Case(
+        name="batch_norm evaluation forward (32, 64, 32, 32) float32",
+        target=None,
+        fancydl_setup=_DATA + "import fancydl",
+        fancydl_stmt="fancydl.batch_norm(x, running_mean, running_var, weight, bias)",
+        torch_setup=_TORCH,
+        torch_stmt="with torch.no_grad(): F.batch_norm(tx, trm, trv, tw, tb)",
+    ),
+    Case(
+        name="group_norm (32 groups) fwd+bwd (32, 64, 32, 32) float32",
+        target=None,
+        fancydl_setup=_FANCYDL,
+        fancydl_stmt="step(fancydl.group_norm, 32)",
+        torch_setup=_TORCH,
+        torch_stmt="step(F.group_norm, 32, weight=tw, bias=tb)",
+    ),
+]

@@ -1,0 +1,43 @@
+"""Exercises of the chapter "1×1 and depthwise-separable convolution"."""
+
+import numpy as np
+
+from . import exercise
+
+_RNG = np.random.default_rng(5)
+
+
+def _pointwise_cases():
+    return [(_RNG.standard_normal((n, c_in, h, w)), _RNG.standard_normal((c_out, c_in, 1, 1)))
+            for n, c_in, c_out, h, w in [(1, 3, 2, 4, 4), (2, 5, 7, 3, 2), (1, 1, 1, 1, 1)]]
+
+
+@exercise("pointwise_depthwise.pointwise_einsum", cases=_pointwise_cases())
+def pointwise_einsum(x, weight):
+    """A 1×1 convolution without bias, as one einsum over the channel axis."""
+    return np.einsum("oc,nchw->nohw", weight[:, :, 0, 0], x)
+
+
+@exercise("pointwise_depthwise.separable_mac_ratio",
+          cases=[(32, 64, 3), (128, 128, 3), (512, 512, 3), (16, 32, 5), (3, 8, 7)])
+def separable_mac_ratio(in_channels, out_channels, kernel_size):
+    """MACs of a depthwise-separable conv over those of a standard one ("same" padding,
+    stride 1, depth multiplier 1)."""
+    from fancydl import conv2d_macs
+
+    size, pad = 16, kernel_size // 2
+    separable = (conv2d_macs(in_channels, in_channels, kernel_size, size, padding=pad,
+                             groups=in_channels)
+                 + conv2d_macs(in_channels, out_channels, 1, size))
+    return separable / conv2d_macs(in_channels, out_channels, kernel_size, size, padding=pad)
+
+
+@exercise("pointwise_depthwise.bottleneck_params",
+          cases=[(256, 64, 3), (512, 128, 3), (64, 16, 5), (1024, 256, 3)])
+def bottleneck_params(channels, reduced, kernel_size):
+    """Weights (no biases) of 1×1 C->R, k×k R->R, 1×1 R->C."""
+    from fancydl import conv2d_params
+
+    return (conv2d_params(channels, reduced, 1, bias=False)
+            + conv2d_params(reduced, reduced, kernel_size, bias=False)
+            + conv2d_params(reduced, channels, 1, bias=False))

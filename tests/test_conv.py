@@ -1,0 +1,565 @@
+"""Tests of fancydl.conv: conv2d, conv_transpose2d, im2col/col2im, loops and arithmetic.
+
+PyTorch is the oracle of every forward and gradient (with a random upstream gradient);
+torch.nn.grad.conv2d_input / conv2d_weight are a second oracle of the gradients;
+conv2d_loops and the zero-insertion construction are independent NumPy oracles.
+"""
+
+import warnings
+from unittest import mock
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import fancydl
+from fancydl import conv as conv_module
+from fancydl.windows import (conv_output_size, conv_transpose_output_size,
+                             effective_kernel_size, receptive_field)
+
+DTYPES = (np.float32, np.float64)
+
+
+def tolerance(dtype):
+    return dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-10)
+
+
+def assert_close(ours, theirs, dtype):
+    theirs = np.asarray(theirs)
+    assert ours.shape == theirs.shape
+    assert ours.dtype == np.dtype(dtype)
+    scale = max(1.0, float(np.abs(theirs).max(initial=0.0)))
+    tol = tolerance(dtype)
+    np.testing.assert_allclose(ours, theirs, rtol=tol["rtol"], atol=tol["atol"] * scale)
+
+
+def maybe_pair(draw, a, b):
+    """An int when both entries agree and the draw says so, else the pair (or a list)."""
+    if a == b and draw(st.booleans()):
+        return a
+    return draw(st.sampled_from([(a, b), [a, b]]))
+
+
+# --- strategies -------------------------------------------------------------------------
+
+@st.composite
+def conv_cases(draw, allow_same=True):
+    """Random valid conv2d calls: shapes, groups, stride, padding, dilation, dtype."""
+    groups = draw(st.integers(1, 3))
+    c_in = groups * draw(st.integers(1, 3))
+    c_out = groups * draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    mode = draw(st.sampled_from(["numbers", "same", "valid"] if allow_same else ["numbers"]))
+    if mode == "same":
+        sh = sw = 1
+        padding = "same"
+        pads = (dh * (kh - 1), dw * (kw - 1))
+    else:
+        sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+        ph, pw = (0, 0) if mode == "valid" else (draw(st.integers(0, 2)),
+                                                 draw(st.integers(0, 2)))
+        padding = "valid" if mode == "valid" else maybe_pair(draw, ph, pw)
+        pads = (2 * ph, 2 * pw)
+    height = max(1, effective_kernel_size(kh, dh) - pads[0] + draw(st.integers(0, 5)))
+    width = max(1, effective_kernel_size(kw, dw) - pads[1] + draw(st.integers(0, 5)))
+    case = dict(
+        x_shape=(draw(st.integers(1, 3)), c_in, height, width),
+        w_shape=(c_out, c_in // groups, kh, kw),
+        bias=draw(st.booleans()),
+        dtype=draw(st.sampled_from(DTYPES)),
+        kwargs=dict(stride=maybe_pair(draw, sh, sw), padding=padding,
+                    dilation=maybe_pair(draw, dh, dw), groups=groups),
+        seed=draw(st.integers(0, 2**31 - 1)))
+    return case
+
+
+@st.composite
+def conv_transpose_cases(draw):
+    """Random valid conv_transpose2d calls, output_padding included."""
+    groups = draw(st.integers(1, 3))
+    c_in = groups * draw(st.integers(1, 3))
+    c_out_per_group = draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    ah = draw(st.integers(0, max(sh, dh) - 1))
+    aw = draw(st.integers(0, max(sw, dw) - 1))
+    height, width = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    out = (conv_transpose_output_size(height, kh, sh, ph, ah, dh),
+           conv_transpose_output_size(width, kw, sw, pw, aw, dw))
+    if min(out) <= 0:  # too much padding for this input: make the padding fit
+        ph = pw = 0
+    return dict(
+        x_shape=(draw(st.integers(1, 3)), c_in, height, width),
+        w_shape=(c_in, c_out_per_group, kh, kw),
+        bias=draw(st.booleans()),
+        dtype=draw(st.sampled_from(DTYPES)),
+        kwargs=dict(stride=maybe_pair(draw, sh, sw), padding=maybe_pair(draw, ph, pw),
+                    output_padding=maybe_pair(draw, ah, aw), groups=groups,
+                    dilation=maybe_pair(draw, dh, dw)),
+        seed=draw(st.integers(0, 2**31 - 1)))
+
+
+def make_arrays(case, transposed=False):
+    rng = np.random.default_rng(case["seed"])
+    x = rng.standard_normal(case["x_shape"]).astype(case["dtype"])
+    w = rng.standard_normal(case["w_shape"]).astype(case["dtype"])
+    out_channels = (case["w_shape"][1] * case["kwargs"]["groups"] if transposed
+                    else case["w_shape"][0])
+    b = rng.standard_normal(out_channels).astype(case["dtype"]) if case["bias"] else None
+    return rng, x, w, b
+
+
+def torch_forward_and_grads(torch_fn, x, w, b, upstream, kwargs):
+    import torch
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(w, requires_grad=True)
+    tb = None if b is None else torch.tensor(b, requires_grad=True)
+    with warnings.catch_warnings():  # torch warns that even 'same' kernels copy the input
+        warnings.filterwarnings("ignore", message="Using padding='same'")
+        out = torch_fn(tx, tw, tb, **kwargs)
+    if upstream is None:
+        return out.detach().numpy(), None
+    tracked = [tx, tw] + ([] if tb is None else [tb])
+    grads = torch.autograd.grad(out, tracked, torch.tensor(upstream))
+    return out.detach().numpy(), [g.numpy() for g in grads]
+
+
+def check_against_torch(fancy_fn, torch_fn, x, w, b, rng, kwargs, dtype):
+    out, pullback = fancydl.vjp(lambda x, w, b: fancy_fn(x, w, b, **kwargs), x, w, b)
+    upstream = rng.standard_normal(out.shape).astype(dtype)
+    t_out, t_grads = torch_forward_and_grads(torch_fn, x, w, b, upstream, kwargs)
+    assert_close(out, t_out, dtype)
+    grads = pullback(upstream)
+    ours = [grads[0], grads[1]] + ([] if b is None else [grads[2]])
+    if b is None:
+        assert grads[2] is None
+    for mine, theirs in zip(ours, t_grads):
+        assert_close(mine, theirs, dtype)
+
+
+# --- conv2d against PyTorch -----------------------------------------------------------
+
+@given(conv_cases())
+def test_conv2d_forward_and_gradients_match_torch(case):
+    torch = pytest.importorskip("torch")
+    rng, x, w, b = make_arrays(case)
+    check_against_torch(fancydl.conv2d, torch.nn.functional.conv2d, x, w, b, rng,
+                        case["kwargs"], case["dtype"])
+
+
+@given(conv_cases())
+def test_shifted_gemm_path_matches_torch(case):
+    # The stride-1 shifted-GEMM path normally needs >= 16 channels; force it on.
+    torch = pytest.importorskip("torch")
+    rng, x, w, b = make_arrays(case)
+    with mock.patch.object(conv_module, "SHIFTED_GEMM_MIN_CHANNELS", 1):
+        check_against_torch(fancydl.conv2d, torch.nn.functional.conv2d, x, w, b, rng,
+                            case["kwargs"], case["dtype"])
+
+
+@given(conv_transpose_cases())
+def test_conv_transpose2d_through_the_shifted_gemm_path_matches_torch(case):
+    torch = pytest.importorskip("torch")
+    rng, x, w, b = make_arrays(case, transposed=True)
+    with mock.patch.object(conv_module, "SHIFTED_GEMM_MIN_CHANNELS", 1):
+        check_against_torch(fancydl.conv_transpose2d, torch.nn.functional.conv_transpose2d,
+                            x, w, b, rng, case["kwargs"], case["dtype"])
+
+
+def test_shifted_gemm_path_is_used_for_wide_stride_one_layers(rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((2, 16, 7, 6))
+    w = rng.standard_normal((3, 16, 3, 2))
+    geom = conv_module._conv2d_geometry("conv2d", x, w, None, 1, 1, 1, 1)
+    assert conv_module._use_shifted_gemm(w.shape, geom)
+    check_against_torch(fancydl.conv2d, torch.nn.functional.conv2d, x, w, None, rng,
+                        dict(padding=(2, 1), dilation=(1, 2)), np.float64)
+
+
+@given(conv_cases(allow_same=False))
+def test_conv2d_gradients_match_torch_nn_grad(case):
+    torch = pytest.importorskip("torch")
+    rng, x, w, _ = make_arrays(case)
+    kw = case["kwargs"]
+    out, pullback = fancydl.vjp(lambda x, w: fancydl.conv2d(x, w, **kw), x, w)
+    upstream = rng.standard_normal(out.shape).astype(case["dtype"])
+    gx, gw = pullback(upstream)
+    args = dict(stride=kw["stride"], padding=kw["padding"], dilation=kw["dilation"],
+                groups=kw["groups"])
+    ref_x = torch.nn.grad.conv2d_input(x.shape, torch.tensor(w), torch.tensor(upstream),
+                                       **args)
+    ref_w = torch.nn.grad.conv2d_weight(torch.tensor(x), w.shape, torch.tensor(upstream),
+                                        **args)
+    assert_close(gx, ref_x.numpy(), case["dtype"])
+    assert_close(gw, ref_w.numpy(), case["dtype"])
+
+
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(1, 3),
+       st.sampled_from(DTYPES), st.integers(0, 2**31 - 1))
+def test_depthwise_fast_path_matches_torch(channels, multiplier, kernel, stride, dtype,
+                                           seed):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, channels + 1, 6, 7)).astype(dtype)
+    w = rng.standard_normal(((channels + 1) * multiplier, 1, kernel, kernel)).astype(dtype)
+    b = rng.standard_normal(w.shape[0]).astype(dtype)
+    assert conv_module._is_depthwise(w.shape, channels + 1)
+    kwargs = dict(stride=stride, padding=1, groups=channels + 1)
+    check_against_torch(fancydl.conv2d, torch.nn.functional.conv2d, x, w, b, rng, kwargs,
+                        dtype)
+
+
+@given(conv_cases())
+def test_conv2d_loops_agree_with_conv2d(case):
+    _, x, w, b = make_arrays(case)
+    np.testing.assert_allclose(fancydl.conv2d_loops(x, w, b, **case["kwargs"]),
+                               fancydl.conv2d(x, w, b, **case["kwargs"]),
+                               **tolerance(case["dtype"]))
+
+
+def test_conv2d_batch_chunks_give_the_same_result(monkeypatch, rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((5, 4, 6, 5))
+    w = rng.standard_normal((6, 2, 3, 3))
+    whole = fancydl.conv2d(x, w, stride=2, padding=1, groups=2)
+    upstream = rng.standard_normal(whole.shape)
+    monkeypatch.setattr(conv_module, "IM2COL_BUDGET_BYTES", 1)  # one image per chunk
+    assert len(conv_module._batch_chunks(5, 100)) == 5
+    check_against_torch(fancydl.conv2d, torch.nn.functional.conv2d, x, w, None, rng,
+                        dict(stride=2, padding=1, groups=2), np.float64)
+    out, pullback = fancydl.vjp(lambda x, w: fancydl.conv2d(x, w, stride=2, padding=1,
+                                                            groups=2), x, w)
+    np.testing.assert_allclose(out, whole, rtol=1e-12)
+    assert all(g.shape == a.shape for g, a in zip(pullback(upstream), (x, w)))
+    # The depthwise path walks the batch in cache blocks: one image per block here.
+    monkeypatch.setattr(conv_module, "CACHE_BLOCK_BYTES", 1)
+    check_against_torch(fancydl.conv2d, torch.nn.functional.conv2d, x,
+                        rng.standard_normal((8, 1, 3, 2)), None, rng,
+                        dict(stride=(1, 2), padding=1, groups=4), np.float64)
+
+
+def test_conv2d_unbatched_input_matches_torch(rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((3, 5, 6))
+    w = rng.standard_normal((2, 3, 2, 3))
+    b = rng.standard_normal(2)
+    check_against_torch(fancydl.conv2d, torch.nn.functional.conv2d, x, w, b, rng,
+                        dict(padding="same"), np.float64)
+
+
+def test_conv2d_empty_batch_matches_torch(rng):
+    torch = pytest.importorskip("torch")
+    x = np.zeros((0, 3, 5, 5))
+    w = rng.standard_normal((4, 3, 3, 3))
+    out = fancydl.conv2d(x, w, padding=1)
+    expected = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), padding=1)
+    assert out.shape == tuple(expected.shape) == (0, 4, 5, 5)
+
+
+@pytest.mark.parametrize("channels, groups", [(2, 1), (16, 1), (4, 4)],
+                         ids=["im2col", "shifted-gemm", "depthwise"])
+def test_conv2d_nan_and_inf_propagate_like_torch(rng, channels, groups):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((1, channels, 6, 7))
+    x[0, 0, 1, 0] = np.nan   # left edge: the shifted rows read it across the row wrap
+    x[0, 1, 4, 4] = np.inf
+    w = rng.standard_normal((3 * groups, channels // groups, 3, 3))
+    out, pullback = fancydl.vjp(lambda x, w: fancydl.conv2d(x, w, groups=groups), x, w)
+    upstream = rng.standard_normal(out.shape)
+    gx, gw = pullback(upstream)
+    tx, tw = (torch.tensor(a, requires_grad=True) for a in (x, w))
+    t_out = torch.nn.functional.conv2d(tx, tw, groups=groups)
+    t_gx, t_gw = torch.autograd.grad(t_out, (tx, tw), torch.tensor(upstream))
+    for mine, theirs in ((out, t_out.detach().numpy()), (gx, t_gx.numpy()),
+                         (gw, t_gw.numpy())):
+        np.testing.assert_array_equal(np.isnan(mine), np.isnan(theirs))
+        finite = np.isfinite(theirs)
+        np.testing.assert_allclose(mine[finite], theirs[finite], rtol=1e-10)
+
+
+def test_same_padding_with_even_kernel_pads_bottom_right():
+    # A 2x2 kernel of ones on a 3x3 image: 'same' pads one zero row/column at the end,
+    # so the last row/column only sums what is inside.
+    x = np.arange(9.0).reshape(1, 1, 3, 3)
+    out = fancydl.conv2d(x, np.ones((1, 1, 2, 2)), padding="same")[0, 0]
+    expected = np.array([[0 + 1 + 3 + 4, 1 + 2 + 4 + 5, 2 + 5],
+                         [3 + 4 + 6 + 7, 4 + 5 + 7 + 8, 5 + 8],
+                         [6 + 7, 7 + 8, 8]], dtype=float)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_conv2d_gradcheck():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 4, 5, 6))
+    w = rng.standard_normal((6, 2, 3, 2))
+    b = rng.standard_normal(6)
+    assert fancydl.gradcheck(lambda x, w, b: fancydl.conv2d(
+        x, w, b, stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2), x, w, b)
+    wd = rng.standard_normal((8, 1, 3, 3))
+    assert fancydl.gradcheck(lambda x, w: fancydl.conv2d(x, w, padding="same", groups=4,
+                                                         dilation=2), x, wd)
+
+
+def test_conv2d_composes_under_vjp(rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((2, 3, 6, 6))
+    w1 = rng.standard_normal((4, 3, 3, 3))
+    w2 = rng.standard_normal((2, 4, 1, 1))
+
+    def net(x, w1, w2):
+        return fancydl.conv2d(fancydl.relu(fancydl.conv2d(x, w1, padding=1)), w2)
+
+    out, pullback = fancydl.vjp(net, x, w1, w2)
+    upstream = rng.standard_normal(out.shape)
+    tensors = [torch.tensor(a, requires_grad=True) for a in (x, w1, w2)]
+    F = torch.nn.functional
+    t_out = F.conv2d(F.relu(F.conv2d(tensors[0], tensors[1], padding=1)), tensors[2])
+    t_grads = torch.autograd.grad(t_out, tensors, torch.tensor(upstream))
+    np.testing.assert_allclose(out, t_out.detach().numpy(), rtol=1e-10)
+    for mine, theirs in zip(pullback(upstream), t_grads):
+        np.testing.assert_allclose(mine, theirs.numpy(), rtol=1e-9, atol=1e-10)
+
+
+# --- conv_transpose2d ---------------------------------------------------------------
+
+@given(conv_transpose_cases())
+def test_conv_transpose2d_forward_and_gradients_match_torch(case):
+    torch = pytest.importorskip("torch")
+    rng, x, w, b = make_arrays(case, transposed=True)
+    check_against_torch(fancydl.conv_transpose2d, torch.nn.functional.conv_transpose2d,
+                        x, w, b, rng, case["kwargs"], case["dtype"])
+
+
+@given(conv_transpose_cases())
+def test_zero_insertion_construction_equals_conv_transpose2d(case):
+    _, x, w, b = make_arrays(case, transposed=True)
+    np.testing.assert_allclose(
+        fancydl.conv_transpose2d_zero_insertion(x, w, b, **case["kwargs"]),
+        fancydl.conv_transpose2d(x, w, b, **case["kwargs"]), **tolerance(case["dtype"]))
+
+
+@given(conv_cases(allow_same=False))
+def test_conv_transpose2d_is_the_input_gradient_of_conv2d(case):
+    rng, x, w, _ = make_arrays(case)
+    kw = case["kwargs"]
+    out, pullback = fancydl.vjp(lambda x: fancydl.conv2d(x, w, **kw), x)
+    y = rng.standard_normal(out.shape).astype(case["dtype"])
+    (gx,) = pullback(y)
+    # Dumoulin & Visin's "a": the rows/columns the strided conv never reached.
+    stride = np.broadcast_to(kw["stride"], 2)
+    dilation = np.broadcast_to(kw["dilation"], 2)
+    padding = (0, 0) if kw["padding"] == "valid" else np.broadcast_to(kw["padding"], 2)
+    extra = tuple(int((size + 2 * p - d * (k - 1) - 1) % s) for size, k, s, p, d in zip(
+        x.shape[2:], w.shape[2:], stride, padding, dilation))
+    transposed = fancydl.conv_transpose2d(y, w, stride=kw["stride"], padding=tuple(padding),
+                                          output_padding=extra, groups=kw["groups"],
+                                          dilation=kw["dilation"])
+    np.testing.assert_allclose(transposed, gx, **tolerance(case["dtype"]))
+    # ... so it is conv2d's adjoint: <conv2d(x), y> = <x, conv_transpose2d(y)>.
+    np.testing.assert_allclose(np.vdot(out, y), np.vdot(x, transposed), rtol=1e-3)
+
+
+def test_conv_transpose2d_gradcheck():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 4, 3, 4))
+    w = rng.standard_normal((4, 3, 3, 2))
+    b = rng.standard_normal(6)
+    assert fancydl.gradcheck(lambda x, w, b: fancydl.conv_transpose2d(
+        x, w, b, stride=(2, 3), padding=(1, 0), output_padding=(1, 2), groups=2,
+        dilation=(1, 2)), x, w, b)
+
+
+def test_conv_transpose2d_unbatched_and_output_padding_beyond_stride(rng):
+    torch = pytest.importorskip("torch")
+    # output_padding may reach dilation - 1 when dilation > stride.
+    x = rng.standard_normal((2, 3, 4))
+    w = rng.standard_normal((2, 3, 2, 2))
+    check_against_torch(fancydl.conv_transpose2d, torch.nn.functional.conv_transpose2d,
+                        x, w, None, rng, dict(stride=1, output_padding=2, dilation=3),
+                        np.float64)
+
+
+# --- im2col / col2im ---------------------------------------------------------------
+
+@st.composite
+def window_cases(draw):
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    height = max(1, effective_kernel_size(kh, dh) - 2 * ph + draw(st.integers(0, 4)))
+    width = max(1, effective_kernel_size(kw, dw) - 2 * pw + draw(st.integers(0, 4)))
+    return dict(shape=(draw(st.integers(1, 2)), draw(st.integers(1, 3)), height, width),
+                kwargs=dict(kernel_size=maybe_pair(draw, kh, kw),
+                            dilation=maybe_pair(draw, dh, dw),
+                            padding=maybe_pair(draw, ph, pw),
+                            stride=maybe_pair(draw, sh, sw)),
+                dtype=draw(st.sampled_from(DTYPES)), seed=draw(st.integers(0, 2**31 - 1)))
+
+
+@given(window_cases())
+def test_im2col_and_col2im_match_unfold_and_fold(case):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(case["seed"])
+    x = rng.standard_normal(case["shape"]).astype(case["dtype"])
+    kw = case["kwargs"]
+    cols, pullback = fancydl.vjp(lambda x: fancydl.im2col(x, **kw), x)
+    tx = torch.tensor(x, requires_grad=True)
+    t_cols = F.unfold(tx, **kw)
+    assert_close(cols, t_cols.detach().numpy(), case["dtype"])
+    upstream = rng.standard_normal(cols.shape).astype(case["dtype"])
+    (t_grad,) = torch.autograd.grad(t_cols, tx, torch.tensor(upstream))
+    assert_close(pullback(upstream)[0], t_grad.numpy(), case["dtype"])
+
+    size = case["shape"][2:]
+    image, pullback = fancydl.vjp(lambda c: fancydl.col2im(c, size, **kw), upstream)
+    tc = torch.tensor(upstream, requires_grad=True)
+    t_image = F.fold(tc, size, **kw)
+    assert_close(image, t_image.detach().numpy(), case["dtype"])
+    g = rng.standard_normal(image.shape).astype(case["dtype"])
+    (t_grad,) = torch.autograd.grad(t_image, tc, torch.tensor(g))
+    assert_close(pullback(g)[0], t_grad.numpy(), case["dtype"])
+
+
+def test_im2col_and_col2im_accept_unbatched_input_like_torch(rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((2, 5, 4))
+    cols = fancydl.im2col(x, (2, 3), padding=1)
+    expected = torch.nn.functional.unfold(torch.tensor(x), (2, 3), padding=1).numpy()
+    np.testing.assert_allclose(cols, expected, rtol=1e-12)
+    image = fancydl.col2im(cols, (5, 4), (2, 3), padding=1)
+    expected = torch.nn.functional.fold(torch.tensor(cols), (5, 4), (2, 3), padding=1)
+    np.testing.assert_allclose(image, expected.numpy(), rtol=1e-12)
+
+
+def test_im2col_gemm_is_conv2d(rng):
+    x = rng.standard_normal((2, 3, 6, 5))
+    w = rng.standard_normal((4, 3, 2, 3))
+    cols = fancydl.im2col(x, (2, 3), padding=1, stride=2)
+    out = (w.reshape(4, -1) @ cols).reshape(2, 4, *conv_module._Geometry(
+        (2, 3), (2, 2), ((1, 1), (1, 1)), (1, 1)).output_size(6, 5))
+    np.testing.assert_allclose(out, fancydl.conv2d(x, w, padding=1, stride=2), rtol=1e-12)
+
+
+def test_im2col_col2im_gradcheck(rng):
+    x = rng.standard_normal((1, 2, 4, 5))
+    assert fancydl.gradcheck(lambda x: fancydl.im2col(x, (2, 2), 1, 1, (1, 2)), x)
+    cols = rng.standard_normal((1, 8, 15))
+    assert fancydl.gradcheck(lambda c: fancydl.col2im(c, (4, 5), (2, 2), 1, 1, (1, 2)),
+                             cols)
+
+
+# --- output-size arithmetic ---------------------------------------------------------
+
+@given(st.integers(1, 20), st.integers(1, 5), st.integers(1, 4), st.integers(0, 3),
+       st.integers(1, 3))
+def test_output_sizes_match_torch(size, kernel, stride, padding, dilation):
+    torch = pytest.importorskip("torch")
+    x = torch.zeros(1, 1, size, 1)
+    w = torch.zeros(1, 1, kernel, 1)
+    out = conv_output_size(size, kernel, stride, padding, dilation)
+    if out >= 1:
+        ref = torch.nn.functional.conv2d(x, w, stride=(stride, 1), padding=(padding, 0),
+                                         dilation=(dilation, 1))
+        assert ref.shape[2] == out
+    for extra in range(max(stride, dilation)):
+        t_out = conv_transpose_output_size(size, kernel, stride, padding, extra, dilation)
+        if t_out >= 1:
+            ref = torch.nn.functional.conv_transpose2d(
+                x, w, stride=(stride, 1), padding=(padding, 0), output_padding=(extra, 0),
+                dilation=(dilation, 1))
+            assert ref.shape[2] == t_out
+
+
+@given(st.lists(st.tuples(st.integers(1, 4), st.integers(1, 3), st.integers(1, 3)),
+                min_size=1, max_size=4))
+def test_receptive_field_counts_the_inputs_that_reach_one_output(layers):
+    # Oracle: pull a unit gradient at one output of a stack of all-ones 1-D convs back
+    # to the input, and count the input pixels that receive a non-zero gradient.
+    field = receptive_field(layers)
+    size = field + 4
+    for kernel, stride, dilation in layers:
+        size = (size - 1) * stride + effective_kernel_size(kernel, dilation)
+    x = np.ones((1, 1, 1, size))
+
+    def stack(x):
+        for kernel, stride, dilation in layers:
+            x = fancydl.conv2d(x, np.ones((1, 1, 1, kernel)), stride=(1, stride),
+                               dilation=(1, dilation))
+        return x
+
+    out, pullback = fancydl.vjp(stack, x)
+    upstream = np.zeros(out.shape)
+    upstream[..., out.shape[-1] // 2] = 1.0
+    (grad,) = pullback(upstream)
+    reached = np.flatnonzero(grad[0, 0, 0])
+    assert reached[-1] - reached[0] + 1 == field
+
+
+def test_receptive_field_known_values():
+    assert receptive_field([(3, 1, 1)] * 3) == 7           # three 3x3 = one 7x7
+    assert receptive_field([(3, 1, 1), (3, 1, 2), (3, 1, 4)]) == 15
+    assert receptive_field([(7, 2), (3, 2), (3,)]) == 7 + 2 * 2 + 2 * 4
+
+
+# --- bad input ------------------------------------------------------------------------
+
+X = np.zeros((1, 4, 5, 5))
+W = np.zeros((6, 2, 3, 3))
+WT = np.zeros((4, 3, 3, 3))
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: fancydl.conv2d(X, W, groups=2, stride=0), ValueError, r"stride .*got 0"),
+    (lambda: fancydl.conv2d(X, W, groups=2, stride=(1, -1)), ValueError, r"stride"),
+    (lambda: fancydl.conv2d(X, W, groups=2, stride=1.5), TypeError, r"stride .*1\.5"),
+    (lambda: fancydl.conv2d(X, W, groups=2, dilation=0), ValueError, r"dilation .*got 0"),
+    (lambda: fancydl.conv2d(X, W, groups=2, padding=-1), ValueError, r"padding .*got -1"),
+    (lambda: fancydl.conv2d(X, W, groups=2, padding="full"), ValueError,
+     r"padding must be one of 'same', 'valid', got 'full'"),
+    (lambda: fancydl.conv2d(X, W, groups=2, padding="same", stride=2), ValueError,
+     r"padding='same'.*stride"),
+    (lambda: fancydl.conv2d(X, np.zeros((6, 2, 6, 3)), groups=2), ValueError,
+     r"kernel .*larger than the padded input"),
+    (lambda: fancydl.conv2d(X, W, groups=2, dilation=3), ValueError,
+     r"larger than the padded input"),
+    (lambda: fancydl.conv2d(X, W), ValueError, r"groups=1 the input must have 2 channels"),
+    (lambda: fancydl.conv2d(X, W, groups=4), ValueError, r"groups=4 must divide"),
+    (lambda: fancydl.conv2d(X, W, groups=0), ValueError, r"groups must be >= 1, got 0"),
+    (lambda: fancydl.conv2d(X[0, 0], W, groups=2), ValueError,
+     r"input must have 3 or 4 dimensions"),
+    (lambda: fancydl.conv2d(X, W[0], groups=2), ValueError,
+     r"weight must have 4 dimensions"),
+    (lambda: fancydl.conv2d(X, W, np.zeros(5), groups=2), ValueError,
+     r"bias must have one entry per output channel \(6\), got shape \(5,\)"),
+    (lambda: fancydl.conv2d(X.astype(np.float32), W, groups=2), TypeError,
+     r"input is float32, weight is float64"),
+    (lambda: fancydl.conv2d(X.astype(np.int64), W, groups=2), TypeError,
+     r"input must have dtype float32 or float64, got int64"),
+    (lambda: fancydl.conv2d(X.tolist(), W, groups=2), TypeError, r"input must be a numpy"),
+    (lambda: fancydl.conv_transpose2d(X, WT, stride=2, output_padding=2), ValueError,
+     r"output_padding must be smaller than either stride or dilation"),
+    (lambda: fancydl.conv_transpose2d(X, WT, output_padding=-1), ValueError,
+     r"output_padding .*got -1"),
+    (lambda: fancydl.conv_transpose2d(X, WT, padding="same"), TypeError, r"padding"),
+    (lambda: fancydl.conv_transpose2d(X, WT, padding=4), ValueError,
+     r"output size .*too much padding"),
+    (lambda: fancydl.conv_transpose2d(X, WT, groups=3), ValueError, r"groups=3 must divide"),
+    (lambda: fancydl.conv_transpose2d(X, W), ValueError,
+     r"expects 6 input channels .*input has 4"),
+    (lambda: fancydl.conv_transpose2d(X, WT, dilation=0), ValueError, r"dilation"),
+    (lambda: fancydl.conv_transpose2d(X, WT, stride=0), ValueError, r"stride"),
+    (lambda: fancydl.im2col(X, 7), ValueError, r"larger than the padded input"),
+    (lambda: fancydl.im2col(X, 0), ValueError, r"kernel_size .*got 0"),
+    (lambda: fancydl.col2im(np.zeros((1, 8, 5)), (4, 4), 2), ValueError,
+     r"5 columns .*9 blocks"),
+    (lambda: fancydl.col2im(np.zeros((1, 7, 9)), (4, 4), 2), ValueError,
+     r"divisible by kH·kW = 4"),
+])
+def test_bad_arguments_raise_naming_them(call, error, match):
+    with pytest.raises(error, match=match):
+        call()

@@ -1,0 +1,484 @@
+"""Tests of fancydl.norm: batch, instance, group and layer normalization, the
+BatchNorm2d layer and fold_batch_norm, against PyTorch and finite differences."""
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+import fancydl
+from fancydl import BatchNorm2d, batch_norm, fold_batch_norm, group_norm, instance_norm, \
+    layer_norm
+
+DTYPES = [np.float32, np.float64]
+
+
+def tolerance(dtype):
+    """(rtol, atol relative to the largest reference value) for our dtype."""
+    return (1e-4, 1e-4) if dtype == np.float32 else (1e-9, 1e-10)
+
+
+def assert_close(ours, theirs, dtype, what=""):
+    """Entry-wise |ours - theirs| <= atol * scale + rtol * |theirs|; ours has ``dtype``.
+
+    PyTorch runs in float64 on the same values (see :func:`tensor`): the reference is
+    exact, so float32 inputs test our float32 rounding only, not PyTorch's as well
+    (its float32 layer norm loses ~1e-3 on two close values, for example)."""
+    theirs = theirs.detach().numpy() if hasattr(theirs, "detach") else np.asarray(theirs)
+    assert ours is not None, what
+    assert ours.shape == theirs.shape, what
+    assert ours.dtype == dtype, what
+    rtol, atol = tolerance(dtype)
+    scale = max(1.0, float(np.max(np.abs(theirs), initial=0.0)))
+    np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=atol * scale, err_msg=what)
+
+
+def sample(seed, shape, dtype, loc=0.0, scale=1.0):
+    rng = np.random.default_rng(seed)
+    return (loc + scale * rng.standard_normal(shape)).astype(dtype)
+
+
+@st.composite
+def channel_inputs(draw, min_rank=2, max_rank=4):
+    """An (N, C, *spatial) input of rank 2..4 with small sizes, and its dtype."""
+    rank = draw(st.integers(min_rank, max_rank))
+    shape = (draw(st.integers(1, 4)), draw(st.integers(1, 4))) + tuple(
+        draw(st.integers(1, 4)) for _ in range(rank - 2))
+    dtype = draw(st.sampled_from(DTYPES))
+    seed = draw(st.integers(0, 2**32 - 1))
+    loc = draw(st.floats(-3, 3))
+    scale = draw(st.floats(0.2, 5))
+    return sample(seed, shape, dtype, loc, scale), seed
+
+
+def well_conditioned(groups):
+    """Whether float32 can normalize these groups (one per row) to ~1e-4: rounding
+    errors of x - mean are ~1e-7 * max|x|, and the gradient divides them by the std.
+    float64 inputs always qualify."""
+    if groups.dtype == np.float64 or groups.size == 0:
+        return True
+    spread = groups.astype(np.float64).std(axis=1).min()
+    return spread >= 0.05 * max(1.0, float(np.abs(groups).max()))
+
+
+def affine_parameters(seed, shape, dtype, affine):
+    if not affine:
+        return None, None
+    return sample(seed + 1, shape, dtype), sample(seed + 2, shape, dtype)
+
+
+def torch_grads(torch, out, tensors, upstream):
+    """PyTorch's gradients of ``out`` pulled back with ``upstream`` (None for absent)."""
+    present = [t for t in tensors if t is not None]
+    grads = iter(torch.autograd.grad(out, present, torch64(torch, upstream)))
+    return [None if t is None else next(grads) for t in tensors]
+
+
+def run_ours(op, x, weight, bias, upstream, *args, **kwargs):
+    """Our output and gradients of (x, weight, bias) for the given upstream gradient."""
+    out, pullback = fancydl.vjp(lambda x_, w_, b_: op(x_, *args, weight=w_, bias=b_,
+                                                       **kwargs), x, weight, bias)
+    return out, pullback(upstream)
+
+
+def torch_input(x, single_value_groups):
+    """The input to give PyTorch. When every group holds a single value, x_hat is 0
+    whatever x is, but PyTorch's rounding of x - mean, amplified by 1/sqrt(eps), makes
+    it up to ~1e-3 in float32; its answer at x = 0 is the exact answer at any x."""
+    return np.zeros_like(x) if single_value_groups else x
+
+
+def torch64(torch, a):
+    """A float64 tensor of ``a``'s values, or None."""
+    return None if a is None else torch.tensor(a.astype(np.float64))
+
+
+def tensor(torch, a, grad=True):
+    """A float64 tensor of ``a``'s values that PyTorch differentiates, or None."""
+    return None if a is None else torch64(torch, a).requires_grad_(grad)
+
+
+# --- forward, every gradient and the running buffers against PyTorch -------------------
+
+@given(data=channel_inputs(), training=st.booleans(), affine=st.booleans(),
+       momentum=st.floats(0.0, 1.0), eps=st.sampled_from([1e-5, 1e-3, 0.5]),
+       buffers=st.booleans())
+def test_batch_norm_matches_torch(data, training, affine, momentum, eps, buffers):
+    torch = pytest.importorskip("torch")
+    x, seed = data
+    n, c = x.shape[:2]
+    if training and x.size // c == 1:
+        return  # one value per channel: refused (tested below)
+    assume(not training or well_conditioned(np.moveaxis(x, 1, 0).reshape(c, -1)))
+    dtype = x.dtype
+    weight, bias = affine_parameters(seed, (c,), dtype, affine)
+    buffers = buffers or not training
+    mean = sample(seed + 3, (c,), dtype) if buffers else None
+    var = (np.abs(sample(seed + 4, (c,), dtype)) + 0.5).astype(dtype) if buffers else None
+    t_mean, t_var = torch64(torch, mean), torch64(torch, var)
+    tx, tw, tb = tensor(torch, x), tensor(torch, weight), tensor(torch, bias)
+    expected = torch.nn.functional.batch_norm(tx, t_mean, t_var, tw, tb, training,
+                                              momentum, eps)
+    upstream = sample(seed + 5, x.shape, dtype)
+    out, (gx, gw, gb) = run_ours(batch_norm, x, weight, bias, upstream, mean, var,
+                                 training=training, momentum=momentum, eps=eps)
+    assert_close(out, expected, dtype, "output")
+    for ours, theirs, name in zip((gx, gw, gb), torch_grads(torch, expected, [tx, tw, tb],
+                                                              upstream), "xwb"):
+        if theirs is not None:
+            assert_close(ours, theirs, dtype, f"gradient of {name}")
+    if buffers:
+        assert_close(mean, t_mean, dtype, "running_mean")
+        assert_close(var, t_var, dtype, "running_var")
+
+
+@given(data=channel_inputs(min_rank=3), use_input_stats=st.booleans(), affine=st.booleans(),
+       buffers=st.booleans(), momentum=st.floats(0.0, 1.0))
+def test_instance_norm_matches_torch(data, use_input_stats, affine, buffers, momentum):
+    torch = pytest.importorskip("torch")
+    x, seed = data
+    c = x.shape[1]
+    if use_input_stats and x[0, 0].size == 1:
+        return
+    assume(not use_input_stats or well_conditioned(x.reshape(x.shape[0] * c, -1)))
+    dtype = x.dtype
+    weight, bias = affine_parameters(seed, (c,), dtype, affine)
+    buffers = buffers or not use_input_stats
+    mean = sample(seed + 3, (c,), dtype) if buffers else None
+    var = (np.abs(sample(seed + 4, (c,), dtype)) + 0.5).astype(dtype) if buffers else None
+    t_mean, t_var = torch64(torch, mean), torch64(torch, var)
+    tx, tw, tb = tensor(torch, x), tensor(torch, weight), tensor(torch, bias)
+    expected = torch.nn.functional.instance_norm(tx, t_mean, t_var, tw, tb, use_input_stats,
+                                                 momentum)
+    upstream = sample(seed + 5, x.shape, dtype)
+    out, grads = run_ours(instance_norm, x, weight, bias, upstream, mean, var,
+                          use_input_stats=use_input_stats, momentum=momentum)
+    assert_close(out, expected, dtype, "output")
+    for ours, theirs, name in zip(grads, torch_grads(torch, expected, [tx, tw, tb],
+                                                     upstream), "xwb"):
+        if theirs is not None:
+            assert_close(ours, theirs, dtype, f"gradient of {name}")
+    if buffers:
+        assert_close(mean, t_mean, dtype, "running_mean")
+        assert_close(var, t_var, dtype, "running_var")
+
+
+@given(data=channel_inputs(), groups_index=st.integers(0, 3), affine=st.booleans(),
+       eps=st.sampled_from([1e-5, 0.1]))
+def test_group_norm_matches_torch(data, groups_index, affine, eps):
+    torch = pytest.importorskip("torch")
+    x, seed = data
+    c = x.shape[1]
+    divisors = [g for g in range(1, c + 1) if c % g == 0]
+    num_groups = divisors[groups_index % len(divisors)]
+    if x.size // num_groups == 1:
+        return  # PyTorch refuses it (tested below)
+    dtype = x.dtype
+    weight, bias = affine_parameters(seed, (c,), dtype, affine)
+    single = x[0].size // num_groups == 1
+    assume(single or well_conditioned(x.reshape(x.shape[0] * num_groups, -1)))
+    tx, tw, tb = tensor(torch, torch_input(x, single)), tensor(torch, weight), \
+        tensor(torch, bias)
+    expected = torch.nn.functional.group_norm(tx, num_groups, tw, tb, eps)
+    upstream = sample(seed + 5, x.shape, dtype)
+    out, grads = run_ours(group_norm, x, weight, bias, upstream, num_groups, eps=eps)
+    assert_close(out, expected, dtype, "output")
+    for ours, theirs, name in zip(grads, torch_grads(torch, expected, [tx, tw, tb],
+                                                     upstream), "xwb"):
+        if theirs is not None:
+            assert_close(ours, theirs, dtype, f"gradient of {name}")
+
+
+@given(data=channel_inputs(), k=st.integers(1, 3), affine=st.booleans(),
+       as_int=st.booleans())
+def test_layer_norm_matches_torch(data, k, affine, as_int):
+    torch = pytest.importorskip("torch")
+    x, seed = data
+    k = min(k, x.ndim)
+    normalized_shape = x.shape[x.ndim - k:]
+    dtype = x.dtype
+    weight, bias = affine_parameters(seed, normalized_shape, dtype, affine)
+    single = np.prod(normalized_shape) == 1
+    assume(single or well_conditioned(x.reshape(-1, int(np.prod(normalized_shape)))))
+    tx, tw, tb = tensor(torch, torch_input(x, single)), tensor(torch, weight), \
+        tensor(torch, bias)
+    expected = torch.nn.functional.layer_norm(tx, normalized_shape, tw, tb)
+    upstream = sample(seed + 5, x.shape, dtype)
+    shape_arg = normalized_shape[0] if as_int and k == 1 else list(normalized_shape)
+    out, grads = run_ours(layer_norm, x, weight, bias, upstream, shape_arg)
+    assert_close(out, expected, dtype, "output")
+    for ours, theirs, name in zip(grads, torch_grads(torch, expected, [tx, tw, tb],
+                                                     upstream), "xwb"):
+        if theirs is not None:
+            assert_close(ours, theirs, dtype, f"gradient of {name}")
+
+
+@given(data=channel_inputs(), use_input_stats=st.booleans())
+def test_gradient_of_running_statistics_in_evaluation(data, use_input_stats):
+    """PyTorch refuses to differentiate the running buffers: compare with its autograd of
+    the evaluation formula written out."""
+    torch = pytest.importorskip("torch")
+    x, seed = data
+    c, dtype = x.shape[1], x.dtype
+    weight, bias = affine_parameters(seed, (c,), dtype, True)
+    mean = sample(seed + 3, (c,), dtype)
+    var = (np.abs(sample(seed + 4, (c,), dtype)) + 0.5).astype(dtype)
+    upstream = sample(seed + 5, x.shape, dtype)
+    _, grads = fancydl.vjp(batch_norm, x, mean, var, weight, bias)
+    ours = grads(upstream)
+    tx, tm, tv, tw, tb = (tensor(torch, a) for a in (x, mean, var, weight, bias))
+    shape = (1, c) + (1,) * (x.ndim - 2)
+    expected = (tx - tm.reshape(shape)) / torch.sqrt(tv.reshape(shape) + 1e-5) \
+        * tw.reshape(shape) + tb.reshape(shape)
+    theirs = torch.autograd.grad(expected, [tx, tm, tv, tw, tb], torch64(torch, upstream))
+    for o, t, name in zip(ours, theirs, ["input", "running_mean", "running_var", "weight",
+                                         "bias"]):
+        assert_close(o, t, dtype, f"gradient of {name}")
+
+
+# --- gradcheck (float64, finite differences) -----------------------------------------
+
+@pytest.mark.parametrize("shape", [(5, 3), (4, 2, 3), (3, 2, 2, 3)])
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_gradcheck(rng, shape, training):
+    x = rng.standard_normal(shape) * 2 + 1
+    c = shape[1]
+    mean, var = rng.standard_normal(c), rng.random(c) + 0.5
+    w, b = rng.standard_normal(c), rng.standard_normal(c)
+    assert fancydl.gradcheck(batch_norm, x, mean, var, w, b, training=training, eps=1e-3)
+    assert fancydl.gradcheck(batch_norm, x, mean, var, training=training, eps=1e-3)
+
+
+@pytest.mark.parametrize("op, extra", [
+    (instance_norm, {}), (group_norm, {"num_groups": 2}), (layer_norm, {})])
+def test_family_gradcheck(rng, op, extra):
+    x = rng.standard_normal((2, 4, 3)) * 2 + 1
+    if op is layer_norm:
+        w, b = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+        assert fancydl.gradcheck(lambda x, w, b: layer_norm(x, (4, 3), w, b), x, w, b)
+        return
+    w, b = rng.standard_normal(4), rng.standard_normal(4)
+    assert fancydl.gradcheck(lambda x, w, b: op(x, weight=w, bias=b, **extra), x, w, b)
+
+
+def test_instance_norm_gradcheck_with_running_statistics(rng):
+    x = rng.standard_normal((2, 3, 4))
+    mean, var = rng.standard_normal(3), rng.random(3) + 0.5
+    assert fancydl.gradcheck(instance_norm, x, mean, var, use_input_stats=False)
+
+
+# --- vjp and the in-place update; the sum-loss trap ----------------------------------
+
+@pytest.mark.parametrize("training", [True, False])
+def test_vjp_updates_the_callers_buffers_and_zero_gradient_in_training(rng, training):
+    x = rng.standard_normal((6, 3, 4))
+    mean, var = np.zeros(3), np.ones(3)
+    before = mean.copy(), var.copy()
+    _, pullback = fancydl.vjp(batch_norm, x, mean, var, None, None, training, 0.25)
+    if training:
+        batch_mean, batch_var = x.mean(axis=(0, 2)), x.var(axis=(0, 2), ddof=1)
+        np.testing.assert_allclose(mean, 0.25 * batch_mean, rtol=1e-12)
+        np.testing.assert_allclose(var, 0.75 + 0.25 * batch_var, rtol=1e-12)
+    else:
+        np.testing.assert_array_equal(mean, before[0])
+        np.testing.assert_array_equal(var, before[1])
+    gx, gmean, gvar, *_ = pullback(rng.standard_normal(x.shape))
+    assert gx.shape == x.shape
+    if training:
+        np.testing.assert_array_equal(gmean, np.zeros(3))
+        np.testing.assert_array_equal(gvar, np.zeros(3))
+    else:
+        assert np.any(gmean != 0) and np.any(gvar != 0)
+
+
+def test_sum_of_outputs_gives_zero_input_gradient(rng):
+    """Why a sum loss cannot test batch norm: the normalized values of a channel always
+    sum to 0, so the sum's gradient vanishes (up to rounding)."""
+    x = rng.standard_normal((8, 3, 5)) * 3 + 2
+    w = rng.standard_normal(3)
+    _, pullback = fancydl.vjp(batch_norm, x, None, None, w, None, True)
+    gx = pullback(np.ones_like(x))[0]
+    np.testing.assert_allclose(gx, 0, atol=1e-13)
+    gx_random = pullback(rng.standard_normal(x.shape))[0]
+    assert np.abs(gx_random).max() > 0.1
+
+
+# --- the layer against nn.BatchNorm2d ---------------------------------------------------
+
+@pytest.mark.parametrize("momentum", [0.1, None, 0.5])
+@pytest.mark.parametrize("affine, track", [(True, True), (False, True), (True, False)])
+def test_batchnorm2d_matches_torch_over_several_steps(rng, momentum, affine, track):
+    torch = pytest.importorskip("torch")
+    ours = BatchNorm2d(3, momentum=momentum, affine=affine, track_running_stats=track)
+    theirs = torch.nn.BatchNorm2d(3, momentum=momentum, affine=affine,
+                                  track_running_stats=track)
+    for step in range(5):
+        x = (rng.standard_normal((4, 3, 5, 5)) * (step + 1) + step).astype(np.float32)
+        if step == 3:
+            ours.eval()
+            theirs.eval()
+        expected = theirs(torch.tensor(x)).detach().numpy()
+        np.testing.assert_allclose(ours(x), expected, rtol=1e-4, atol=1e-5)
+        if track:
+            np.testing.assert_allclose(ours.running_mean, theirs.running_mean.numpy(),
+                                       rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(ours.running_var, theirs.running_var.numpy(),
+                                       rtol=1e-5, atol=1e-6)
+            assert ours.num_batches_tracked == int(theirs.num_batches_tracked)
+        else:
+            assert ours.running_mean is None and ours.num_batches_tracked is None
+    assert ours.train() is ours and ours.training
+
+
+def test_batchnorm2d_inside_vjp_matches_torch(rng):
+    torch = pytest.importorskip("torch")
+    ours, theirs = BatchNorm2d(3, dtype=np.float64), torch.nn.BatchNorm2d(3).double()
+    with torch.no_grad():
+        theirs.weight.copy_(torch.tensor(rng.standard_normal(3)))
+        theirs.bias.copy_(torch.tensor(rng.standard_normal(3)))
+    ours.weight, ours.bias = theirs.weight.detach().numpy().copy(), \
+        theirs.bias.detach().numpy().copy()
+    x = rng.standard_normal((4, 3, 2, 3))
+    upstream = rng.standard_normal(x.shape)
+    out, pullback = fancydl.vjp(lambda x, w, b: ours(x, w, b), x, ours.weight, ours.bias)
+    tx = torch.tensor(x, requires_grad=True)
+    expected = theirs(tx)
+    theirs_grads = torch.autograd.grad(expected, [tx, theirs.weight, theirs.bias],
+                                       torch.tensor(upstream))
+    for o, t in zip((out,) + pullback(upstream), (expected,) + theirs_grads):
+        np.testing.assert_allclose(o, t.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours.running_var, theirs.running_var.numpy(), rtol=1e-12)
+
+
+# --- folding ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("with_bias, affine", [(True, True), (False, True), (True, False)])
+def test_fold_batch_norm_equals_conv_then_batch_norm(rng, with_bias, affine):
+    torch = pytest.importorskip("torch")
+    conv_w = rng.standard_normal((4, 3, 3, 3))
+    conv_b = rng.standard_normal(4) if with_bias else None
+    mean, var = rng.standard_normal(4), rng.random(4) + 0.1
+    w, b = (rng.standard_normal(4), rng.standard_normal(4)) if affine else (None, None)
+    x = torch.tensor(rng.standard_normal((2, 3, 6, 6)))
+    t = (lambda a: None if a is None else torch.tensor(a))
+    conv = torch.nn.functional.conv2d(x, t(conv_w), t(conv_b), padding=1)
+    expected = batch_norm(conv.numpy(), mean, var, w, b, eps=1e-3)
+    folded_w, folded_b = fold_batch_norm(conv_w, conv_b, mean, var, w, b, eps=1e-3)
+    got = torch.nn.functional.conv2d(x, t(folded_w), t(folded_b), padding=1).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    if affine:
+        from torch.nn.utils.fusion import fuse_conv_bn_weights
+        ref_w, ref_b = fuse_conv_bn_weights(t(conv_w), t(conv_b), t(mean), t(var), 1e-3,
+                                            t(w), t(b))
+        np.testing.assert_allclose(folded_w, ref_w.detach().numpy(), rtol=1e-14)
+        np.testing.assert_allclose(folded_b, ref_b.detach().numpy(), rtol=1e-13, atol=1e-14)
+
+
+# --- degenerate input like PyTorch -------------------------------------------------------
+
+def test_nan_and_empty_like_torch():
+    torch = pytest.importorskip("torch")
+    x = np.arange(12.0).reshape(4, 3)
+    x[0, 0] = np.nan
+    mean, var = np.zeros(3), np.ones(3)
+    t_mean, t_var = torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    expected = torch.nn.functional.batch_norm(torch.tensor(x), t_mean, t_var, training=True)
+    np.testing.assert_allclose(batch_norm(x, mean, var, training=True), expected.numpy())
+    np.testing.assert_allclose(mean, t_mean.numpy())
+    np.testing.assert_allclose(var, t_var.numpy())
+    assert np.isnan(mean[0]) and np.isfinite(mean[1:]).all()
+    for op, mode in [(batch_norm, {"training": True}), (instance_norm, {})]:
+        for shape in [(0, 3, 4), (2, 3, 0)]:
+            mean, var = np.zeros(3), np.ones(3)
+            t_mean, t_var = torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+            expected = getattr(torch.nn.functional, op.__name__)(
+                torch.zeros(shape, dtype=torch.float64), t_mean, t_var, **mode)
+            out = op(np.zeros(shape), mean, var, **mode)
+            assert out.shape == tuple(expected.shape)
+            np.testing.assert_array_equal(mean, t_mean.numpy())  # NaN for empty instance
+            np.testing.assert_array_equal(var, t_var.numpy())    # norm batches, like torch
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+X = np.zeros((4, 3, 5))
+C3 = np.zeros(3)
+BAD = [
+    (lambda: batch_norm(X, np.zeros(4), np.ones(3), training=True), ValueError,
+     r"running_mean must have one entry per channel, shape \(3,\), got shape \(4,\)"),
+    (lambda: batch_norm(X, C3, np.ones((1, 3)), training=True), ValueError,
+     r"running_var must have one entry per channel, shape \(3,\), got shape \(1, 3\)"),
+    (lambda: batch_norm(X, C3, None, training=True), ValueError,
+     "running_mean and running_var must both be arrays or both be None"),
+    (lambda: batch_norm(X, None, None), ValueError,
+     "running_mean and running_var are required"),
+    (lambda: batch_norm(np.zeros(3), None, None, training=True), ValueError,
+     r"input must have at least 2 dimensions .* got shape \(3,\)"),
+    (lambda: batch_norm(np.zeros((1, 3)), None, None, training=True), ValueError,
+     r"expected more than 1 value per channel .* got input of shape \(1, 3\)"),
+    (lambda: batch_norm(np.zeros((1, 3, 1, 1)), None, None, training=True), ValueError,
+     r"more than 1 value per channel"),
+    (lambda: batch_norm(X, None, None, training=True, eps=-1e-5), ValueError,
+     r"eps must be > 0.0, got -1e-05"),
+    (lambda: batch_norm(X, None, None, training=True, eps=0.0), ValueError,
+     r"eps must be > 0.0, got 0.0"),
+    (lambda: batch_norm(X, C3, C3 + 1, eps=-1.0), ValueError, r"eps must be >= 0.0, got -1"),
+    (lambda: batch_norm(X, None, None, np.ones(2), training=True), ValueError,
+     r"weight must have one entry per channel, shape \(3,\), got shape \(2,\)"),
+    (lambda: batch_norm(X, None, None, None, np.ones(4), training=True), ValueError,
+     r"bias must have one entry per channel"),
+    (lambda: batch_norm(X, C3.astype(np.float32), C3.astype(np.float32)), TypeError,
+     "running_mean is float32"),
+    (lambda: batch_norm(X.astype(int), None, None, training=True), TypeError,
+     "input must have dtype float32 or float64, got int64"),
+    (lambda: batch_norm([[1.0, 2.0]], None, None, training=True), TypeError,
+     "input must be a numpy.ndarray, got list"),
+    (lambda: batch_norm(X, None, None, training=True, momentum="0.1"), TypeError,
+     "momentum must be a real number"),
+    (lambda: instance_norm(np.zeros((2, 3, 1))), ValueError,
+     r"expected more than 1 value per instance .* got input of shape \(2, 3, 1\)"),
+    (lambda: instance_norm(X, use_input_stats=False), ValueError,
+     "running_mean and running_var are required"),
+    (lambda: instance_norm(X, np.zeros(4), np.ones(4)), ValueError,
+     r"running_mean must have one entry per channel, shape \(3,\)"),
+    (lambda: instance_norm(X, eps=-1.0), ValueError, "eps must be >= 0.0, got -1.0"),
+    (lambda: group_norm(X, 2), ValueError,
+     "num_groups must divide the number of channels 3, got num_groups=2"),
+    (lambda: group_norm(np.zeros((1, 2)), 2), ValueError,
+     r"expected more than 1 value per channel .* got input of shape \(1, 2\)"),
+    (lambda: group_norm(X, 0), ValueError, "num_groups must be >= 1, got 0"),
+    (lambda: group_norm(X, 1.5), TypeError, "num_groups must be an int"),
+    (lambda: group_norm(X, 3, np.ones(5)), ValueError,
+     r"weight must have one entry per channel, shape \(3,\), got shape \(5,\)"),
+    (lambda: group_norm(np.zeros(6), 3), ValueError, "input must have at least 2 dim"),
+    (lambda: layer_norm(X, (4,)), ValueError,
+     r"input's last dimensions must equal normalized_shape \(4,\), got input of shape "
+     r"\(4, 3, 5\)"),
+    (lambda: layer_norm(X, (5,), np.ones(4)), ValueError,
+     r"weight must have shape normalized_shape \(5,\), got shape \(4,\)"),
+    (lambda: layer_norm(X, (5,), None, np.ones((1, 5))), ValueError,
+     r"bias must have shape normalized_shape"),
+    (lambda: layer_norm(X, ()), TypeError, "normalized_shape must be an int or a non-empty"),
+    (lambda: layer_norm(X, 5, eps=-0.1), ValueError, "eps must be >= 0.0, got -0.1"),
+    (lambda: BatchNorm2d(3)(X), ValueError,
+     r"input must have 4 dimensions \(N, C, H, W\), got shape \(4, 3, 5\)"),
+    (lambda: BatchNorm2d(3)(np.zeros((2, 4, 2, 2), np.float32)), ValueError,
+     r"running_mean must have one entry per channel, shape \(4,\), got shape \(3,\)"),
+    (lambda: BatchNorm2d(0), ValueError, "num_features must be >= 1, got 0"),
+    (lambda: BatchNorm2d(3, momentum="x"), TypeError, "momentum must be a real number"),
+    (lambda: BatchNorm2d(3, dtype=np.int32), TypeError, "dtype must be float32 or float64"),
+    (lambda: fold_batch_norm(np.zeros(3), None, C3, C3), ValueError,
+     r"conv_weight must have at least 2 dimensions"),
+    (lambda: fold_batch_norm(np.zeros((3, 2, 1, 1)), np.zeros(2), C3, C3), ValueError,
+     r"conv_bias must have one entry per channel, shape \(3,\), got shape \(2,\)"),
+    (lambda: fold_batch_norm(np.zeros((3, 2, 1, 1)), None, C3, None), ValueError,
+     "running_mean and running_var must both be arrays"),
+    (lambda: fold_batch_norm(np.zeros((3, 2, 1, 1)), None, C3, C3, eps=-1), ValueError,
+     "eps must be >= 0.0"),
+]
+
+
+@pytest.mark.parametrize("call, error, match", BAD)
+def test_bad_input_names_the_argument(call, error, match):
+    with pytest.raises(error, match=match):
+        call()

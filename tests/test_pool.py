@@ -1,0 +1,629 @@
+"""Tests of fancydl.pool: max/avg/min/adaptive/stochastic pooling, roi_pool and roi_align."""
+
+import math
+from decimal import ROUND_HALF_UP, Decimal
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+import fancydl
+
+DTYPES = [np.float64, np.float32]
+TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=1e-5, atol=1e-5)}
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+def _values(rng, shape, dtype, kind):
+    """Random input: 'normal', 'ties' (few distinct integers), or 'nan' (normal with NaNs
+    and infinities sprinkled in)."""
+    if kind == "ties":
+        return rng.integers(-2, 3, shape).astype(dtype)
+    x = rng.standard_normal(shape).astype(dtype)
+    if kind == "nan" and x.size:
+        flat = x.reshape(-1)
+        flat[rng.integers(0, x.size, max(1, x.size // 8))] = np.nan
+        flat[rng.integers(0, x.size, max(1, x.size // 16))] = -np.inf
+    return x
+
+
+def _torch_run(torch, fn, x, upstream_rng, **kwargs):
+    """Run a torch pooling; return (outputs as numpy, input gradient for a random upstream)."""
+    t = torch.tensor(x, requires_grad=True)
+    result = fn(t, **kwargs)
+    out = result[0] if isinstance(result, tuple) else result
+    upstream = upstream_rng.standard_normal(tuple(out.shape)).astype(x.dtype)
+    (grad,) = torch.autograd.grad(out, t, torch.tensor(upstream))
+    outputs = tuple(r.detach().numpy() for r in result) if isinstance(result, tuple) \
+        else result.detach().numpy()
+    return outputs, grad.numpy(), upstream
+
+
+def _ours(op, x, upstream, **kwargs):
+    out, pullback = fancydl.vjp(lambda t: op(t, **kwargs), x)
+    first = out[0] if isinstance(out, tuple) else out
+    (grad,) = pullback((upstream, None) if isinstance(out, tuple) else upstream)
+    assert np.asarray(first).dtype == x.dtype
+    return out, grad
+
+
+def _assert_close(ours, theirs, dtype):
+    np.testing.assert_allclose(ours, theirs, equal_nan=True, **TOL[dtype])
+
+
+@st.composite
+def pool_cases(draw, dilation=True):
+    """Shapes and arguments of a fixed-window pooling (not necessarily valid)."""
+    batched = draw(st.booleans())
+    shape = ((draw(st.integers(1, 2)),) if batched else ()) + (
+        draw(st.integers(1, 3)), draw(st.integers(1, 9)), draw(st.integers(1, 9)))
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    kwargs = dict(kernel_size=kernel if draw(st.booleans()) else kernel[0])
+    if draw(st.booleans()):
+        kwargs["stride"] = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    kwargs["padding"] = (draw(st.integers(0, kernel[0] // 2)),
+                         draw(st.integers(0, kernel[1] // 2)))
+    if isinstance(kwargs["kernel_size"], int):
+        kwargs["padding"] = min(kwargs["padding"])
+    if dilation:
+        kwargs["dilation"] = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    kwargs["ceil_mode"] = draw(st.booleans())
+    return shape, kwargs
+
+
+def _has_window_of_padding_only(shape, kwargs):
+    """With dilation, a window can miss the input entirely (e.g. W = 1, padding 1,
+    dilation 2). PyTorch then reports an index outside the window (and may abort in
+    backward); fancydl outputs -inf with no gradient. Such cases are not compared."""
+    kw = {k: v for k, v in kwargs.items() if k != "return_indices"}
+    return bool(np.isneginf(fancydl.max_pool2d(np.zeros(shape), **kw)).any())
+
+
+def _expect_same_validity(torch, fn, op, x, kwargs):
+    """Run torch; if it refuses the arguments, fancydl must refuse them too."""
+    try:
+        fn(torch.tensor(x), **kwargs)
+    except RuntimeError:
+        with pytest.raises(ValueError):
+            op(x, **kwargs)
+        return False
+    return True
+
+
+# --- max / min pooling against PyTorch ---------------------------------------------------
+
+@given(case=pool_cases(), seed=st.integers(0, 2 ** 32 - 1),
+       kind=st.sampled_from(["normal", "ties", "nan"]), dtype=st.sampled_from(DTYPES),
+       return_indices=st.booleans())
+def test_max_pool2d_matches_torch(case, seed, kind, dtype, return_indices):
+    torch = pytest.importorskip("torch")
+    shape, kwargs = case
+    rng = np.random.default_rng(seed)
+    x = _values(rng, shape, dtype, kind)
+    F = torch.nn.functional
+    kwargs["return_indices"] = return_indices
+    if not _expect_same_validity(torch, F.max_pool2d, fancydl.max_pool2d, x, kwargs):
+        return
+    assume(not _has_window_of_padding_only(shape, kwargs))
+    theirs, their_grad, upstream = _torch_run(torch, F.max_pool2d, x, rng, **kwargs)
+    ours, our_grad = _ours(fancydl.max_pool2d, x, upstream, **kwargs)
+    if return_indices:
+        _assert_close(ours[0], theirs[0], dtype)
+        np.testing.assert_array_equal(ours[1], theirs[1])
+        assert ours[1].dtype == np.int64
+    else:
+        _assert_close(ours, theirs, dtype)
+    _assert_close(our_grad, their_grad, dtype)
+
+
+@given(case=pool_cases(), seed=st.integers(0, 2 ** 32 - 1),
+       kind=st.sampled_from(["normal", "ties", "nan"]), dtype=st.sampled_from(DTYPES))
+def test_min_pool2d_is_negated_max_pool_of_negation(case, seed, kind, dtype):
+    torch = pytest.importorskip("torch")
+    shape, kwargs = case
+    rng = np.random.default_rng(seed)
+    x = _values(rng, shape, dtype, kind)
+    F = torch.nn.functional
+    kwargs["return_indices"] = True
+    if not _expect_same_validity(torch, F.max_pool2d, fancydl.min_pool2d, x, kwargs):
+        return
+    assume(not _has_window_of_padding_only(shape, kwargs))
+
+    def torch_min(t, **kw):
+        out, idx = F.max_pool2d(-t, **kw)
+        return -out, idx
+
+    theirs, their_grad, upstream = _torch_run(torch, torch_min, x, rng, **kwargs)
+    ours, our_grad = _ours(fancydl.min_pool2d, x, upstream, **kwargs)
+    _assert_close(ours[0], theirs[0], dtype)
+    np.testing.assert_array_equal(ours[1], theirs[1])
+    _assert_close(our_grad, their_grad, dtype)
+
+
+def test_max_pool2d_tie_sends_whole_gradient_to_first_maximum():
+    x = np.array([[[[5.0, 1.0, 5.0],
+                    [0.0, 5.0, 2.0],
+                    [5.0, 3.0, 4.0]]]])
+    out, pullback = fancydl.vjp(lambda t: fancydl.max_pool2d(t, 3), x)
+    (grad,) = pullback(np.array([[[[2.0]]]]))
+    expected = np.zeros_like(x)
+    expected[0, 0, 0, 0] = 2.0  # the first 5 in row-major order, not a share of four
+    np.testing.assert_array_equal(out, [[[[5.0]]]])
+    np.testing.assert_array_equal(grad, expected)
+
+
+def test_min_pool2d_first_minimum_and_padding_never_wins():
+    x = np.array([[[[1.0, 0.0], [0.0, 3.0]]]])
+    out, idx = fancydl.min_pool2d(x, 3, stride=1, padding=1, return_indices=True)
+    np.testing.assert_array_equal(out[0, 0], [[0.0, 0.0], [0.0, 0.0]])
+    np.testing.assert_array_equal(idx[0, 0], [[1, 1], [1, 1]])
+
+
+def test_max_pool2d_all_minus_inf_window_routes_to_first_real_pixel():
+    x = np.full((1, 1, 2, 2), -np.inf)
+    out, idx = fancydl.max_pool2d(x, 3, stride=1, padding=1, return_indices=True)
+    assert np.all(out == -np.inf)
+    np.testing.assert_array_equal(idx[0, 0], [[0, 0], [0, 0]])
+
+
+def test_max_pool2d_window_of_padding_only_is_minus_inf_without_gradient():
+    # W = 1, padding 1, dilation 2: the window reads columns -1 and 1, both padding.
+    x = np.ones((1, 1, 2, 1))
+    (out, idx), pullback = fancydl.vjp(lambda t: fancydl.max_pool2d(
+        t, (1, 2), padding=(0, 1), dilation=(1, 2), return_indices=True), x)
+    np.testing.assert_array_equal(out.ravel(), [-np.inf, -np.inf])
+    np.testing.assert_array_equal(idx.ravel(), [-1, -1])
+    np.testing.assert_array_equal(pullback((np.ones(out.shape), None))[0], 0.0)
+
+
+def test_max_pool2d_empty_batch():
+    out, idx = fancydl.max_pool2d(np.zeros((0, 2, 5, 5)), 2, return_indices=True)
+    assert out.shape == idx.shape == (0, 2, 2, 2)
+
+
+# --- average pooling against PyTorch --------------------------------------------------
+
+@given(case=pool_cases(dilation=False), seed=st.integers(0, 2 ** 32 - 1),
+       kind=st.sampled_from(["normal", "nan"]), dtype=st.sampled_from(DTYPES),
+       count_include_pad=st.booleans(),
+       divisor_override=st.one_of(st.none(), st.integers(-3, 7).filter(bool)))
+def test_avg_pool2d_matches_torch(case, seed, kind, dtype, count_include_pad,
+                                  divisor_override):
+    torch = pytest.importorskip("torch")
+    shape, kwargs = case
+    rng = np.random.default_rng(seed)
+    x = _values(rng, shape, dtype, kind)
+    F = torch.nn.functional
+    kwargs.update(count_include_pad=count_include_pad, divisor_override=divisor_override)
+    if not _expect_same_validity(torch, F.avg_pool2d, fancydl.avg_pool2d, x, kwargs):
+        return
+    theirs, their_grad, upstream = _torch_run(torch, F.avg_pool2d, x, rng, **kwargs)
+    ours, our_grad = _ours(fancydl.avg_pool2d, x, upstream, **kwargs)
+    _assert_close(ours, theirs, dtype)
+    _assert_close(our_grad, their_grad, dtype)
+
+
+def test_avg_pool2d_ceil_mode_divisor_excludes_the_overhang():
+    # H = 3, k = 2, s = 2, ceil: the last window covers row 2 and a row beyond the
+    # input (no padding), so PyTorch divides by 2, not 4, even with count_include_pad.
+    x = np.arange(9.0).reshape(1, 1, 3, 3)
+    out = fancydl.avg_pool2d(x, 2, ceil_mode=True)
+    np.testing.assert_allclose(out[0, 0], [[2.0, 3.5], [6.5, 8.0]])
+
+
+# --- adaptive pooling against PyTorch ---------------------------------------------------
+
+@st.composite
+def adaptive_cases(draw):
+    shape = ((draw(st.integers(1, 2)),) if draw(st.booleans()) else ()) + (
+        draw(st.integers(1, 3)), draw(st.integers(1, 9)), draw(st.integers(1, 9)))
+    size = draw(st.one_of(st.integers(1, 10), st.tuples(
+        st.one_of(st.none(), st.integers(1, 10)), st.one_of(st.none(), st.integers(1, 10)))))
+    return shape, size
+
+
+@given(case=adaptive_cases(), seed=st.integers(0, 2 ** 32 - 1),
+       kind=st.sampled_from(["normal", "ties", "nan"]), dtype=st.sampled_from(DTYPES))
+def test_adaptive_max_pool2d_matches_torch(case, seed, kind, dtype):
+    torch = pytest.importorskip("torch")
+    shape, size = case
+    rng = np.random.default_rng(seed)
+    x = _values(rng, shape, dtype, kind)
+    F = torch.nn.functional
+    theirs, their_grad, upstream = _torch_run(torch, F.adaptive_max_pool2d, x, rng,
+                                              output_size=size, return_indices=True)
+    ours, our_grad = _ours(fancydl.adaptive_max_pool2d, x, upstream, output_size=size,
+                           return_indices=True)
+    _assert_close(ours[0], theirs[0], dtype)
+    np.testing.assert_array_equal(ours[1], theirs[1])
+    _assert_close(our_grad, their_grad, dtype)
+
+
+@given(case=adaptive_cases(), seed=st.integers(0, 2 ** 32 - 1),
+       kind=st.sampled_from(["normal", "nan"]), dtype=st.sampled_from(DTYPES))
+def test_adaptive_avg_pool2d_matches_torch(case, seed, kind, dtype):
+    torch = pytest.importorskip("torch")
+    shape, size = case
+    rng = np.random.default_rng(seed)
+    x = _values(rng, shape, dtype, kind)
+    F = torch.nn.functional
+    theirs, their_grad, upstream = _torch_run(torch, F.adaptive_avg_pool2d, x, rng,
+                                              output_size=size)
+    ours, our_grad = _ours(fancydl.adaptive_avg_pool2d, x, upstream, output_size=size)
+    _assert_close(ours, theirs, dtype)
+    _assert_close(our_grad, their_grad, dtype)
+
+
+def test_adaptive_bins_by_hand():
+    # 5 pixels into 3 bins: [0, 2), [1, 4), [3, 5) (overlapping, unequal).
+    start, end = fancydl.pool.adaptive_bins(5, 3)
+    np.testing.assert_array_equal(start, [0, 1, 3])
+    np.testing.assert_array_equal(end, [2, 4, 5])
+    x = np.array([[[[1.0, 5.0, 2.0, 4.0, 3.0]]]])
+    np.testing.assert_allclose(fancydl.adaptive_avg_pool2d(x, (1, 3))[0, 0, 0],
+                               [3.0, 11.0 / 3.0, 3.5])
+    np.testing.assert_array_equal(fancydl.adaptive_max_pool2d(x, (1, 3))[0, 0, 0],
+                                  [5.0, 5.0, 4.0])
+
+
+# --- gradcheck ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("op, kwargs", [
+    (fancydl.max_pool2d, dict(kernel_size=3, stride=2, padding=1, dilation=(1, 2),
+                              ceil_mode=True)),
+    (fancydl.min_pool2d, dict(kernel_size=(2, 3), stride=1, padding=1)),
+    (fancydl.avg_pool2d, dict(kernel_size=3, stride=2, padding=1, ceil_mode=True,
+                              count_include_pad=False)),
+    (fancydl.avg_pool2d, dict(kernel_size=2, divisor_override=3)),
+    (fancydl.adaptive_avg_pool2d, dict(output_size=(4, 3))),
+    (fancydl.adaptive_max_pool2d, dict(output_size=(3, None))),
+])
+def test_gradcheck_fixed_and_adaptive(op, kwargs, rng):
+    x = rng.standard_normal((2, 2, 7, 6))  # distinct values: no ties at the maxima
+    assert fancydl.gradcheck(lambda t: op(t, **kwargs), x)
+
+
+def test_gradcheck_stochastic_both_modes(rng):
+    x = rng.uniform(0.1, 2.0, (2, 2, 6, 6))  # positive: differences stay in the domain
+    assert fancydl.gradcheck(lambda t: fancydl.stochastic_pool2d(t, 2, training=False), x)
+    assert fancydl.gradcheck(
+        lambda t: fancydl.stochastic_pool2d(t, (2, 3), stride=(2, 1),
+                                            rng=np.random.default_rng(7)), x)
+
+
+# --- stochastic pooling ------------------------------------------------------------------
+
+def test_stochastic_test_mode_by_hand():
+    x = np.array([[[[1.0, 2.0, 0.0, 0.0],
+                    [3.0, 4.0, 0.0, 0.0]]]])
+    out = fancydl.stochastic_pool2d(x, 2, training=False)
+    # (1 + 4 + 9 + 16) / (1 + 2 + 3 + 4) = 3; the all-zero region gives 0.
+    np.testing.assert_allclose(out[0, 0], [[3.0, 0.0]])
+    _, pullback = fancydl.vjp(lambda t: fancydl.stochastic_pool2d(t, 2, training=False), x)
+    (grad,) = pullback(np.array([[[[1.0, 1.0]]]]))
+    # (2 a_i S - sum a^2) / S^2 = (20 a_i - 30) / 100
+    np.testing.assert_allclose(grad[0, 0, :, :2], [[-0.1, 0.1], [0.3, 0.5]])
+    np.testing.assert_array_equal(grad[0, 0, :, 2:], 0.0)
+
+
+def test_stochastic_training_is_seeded_and_picks_region_elements(rng):
+    x = rng.uniform(0, 1, (2, 3, 8, 8)).round(1)
+    a = fancydl.stochastic_pool2d(x, 2, rng=np.random.default_rng(1))
+    b = fancydl.stochastic_pool2d(x, 2, rng=np.random.default_rng(1))
+    c = fancydl.stochastic_pool2d(x, 2, rng=np.random.default_rng(2))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    regions = x.reshape(2, 3, 4, 2, 4, 2).transpose(0, 1, 2, 4, 3, 5).reshape(2, 3, 4, 4, 4)
+    assert np.all((regions == a[..., None]).any(axis=-1))
+    positive = regions.sum(-1) > 0
+    assert np.all(a[positive] > 0)  # a zero is never drawn from a region with mass
+    assert np.all(a[~positive] == 0)
+
+
+def test_stochastic_sampling_frequencies_match_probabilities():
+    stats = pytest.importorskip("scipy.stats")
+    values = np.array([0.0, 1.0, 2.0, 5.0])
+    n = 20000
+    x = np.broadcast_to(values.reshape(1, 1, 2, 2), (1, n, 2, 2)).copy()
+    out = fancydl.stochastic_pool2d(x, 2, rng=np.random.default_rng(0)).ravel()
+    counts = np.array([(out == v).sum() for v in values])
+    assert counts.sum() == n and counts[0] == 0
+    expected = n * values[1:] / values.sum()
+    chi2 = ((counts[1:] - expected) ** 2 / expected).sum()
+    assert chi2 < stats.chi2.ppf(0.999, df=2)
+
+
+def test_stochastic_mean_of_training_outputs_is_test_output(rng):
+    x = rng.uniform(0, 1, (1, 2, 4, 4))
+    draws = 4000
+    batch = np.broadcast_to(x, (draws, 2, 4, 4)).copy()
+    mean = fancydl.stochastic_pool2d(batch, 2, rng=np.random.default_rng(3)).mean(0)
+    test = fancydl.stochastic_pool2d(x, 2, training=False)[0]
+    regions = x[0].reshape(2, 2, 2, 2, 2).transpose(0, 1, 3, 2, 4).reshape(2, 2, 2, 4)
+    p = regions / regions.sum(-1, keepdims=True)
+    std = np.sqrt((p * regions ** 2).sum(-1) - test ** 2)
+    assert np.all(np.abs(mean - test) <= 5 * std / np.sqrt(draws))
+
+
+def test_stochastic_float32_stays_float32(rng):
+    x = rng.uniform(0, 1, (1, 2, 4, 4)).astype(np.float32)
+    assert fancydl.stochastic_pool2d(x, 2, rng=rng).dtype == np.float32
+    assert fancydl.stochastic_pool2d(x, 2, training=False).dtype == np.float32
+
+
+# --- ROI pooling and ROI Align: an independent loop reference -------------------------
+
+def _c_round(v):
+    return int(Decimal(repr(float(v))).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def roi_pool_loops(x, rois, output_size, spatial_scale):
+    """torchvision's roi_pool, one box, bin and channel at a time (float64)."""
+    n, c, h, w = x.shape
+    ph_n, pw_n = output_size
+    out = np.zeros((len(rois), c, ph_n, pw_n))
+    argmax = np.full(out.shape, -1)
+    for k, (b, x1, y1, x2, y2) in enumerate(rois):
+        sw, sh = _c_round(x1 * spatial_scale), _c_round(y1 * spatial_scale)
+        ew, eh = _c_round(x2 * spatial_scale), _c_round(y2 * spatial_scale)
+        bin_h = max(eh - sh + 1, 1) / ph_n
+        bin_w = max(ew - sw + 1, 1) / pw_n
+        for ph in range(ph_n):
+            for pw in range(pw_n):
+                hs = min(max(math.floor(ph * bin_h) + sh, 0), h)
+                he = min(max(math.ceil((ph + 1) * bin_h) + sh, 0), h)
+                ws = min(max(math.floor(pw * bin_w) + sw, 0), w)
+                we = min(max(math.ceil((pw + 1) * bin_w) + sw, 0), w)
+                for ch in range(c):
+                    best, where = (0.0 if he <= hs or we <= ws else -3.4028234663852886e38), -1
+                    for yy in range(hs, he):
+                        for xx in range(ws, we):
+                            if x[int(b), ch, yy, xx] > best:
+                                best, where = x[int(b), ch, yy, xx], yy * w + xx
+                    out[k, ch, ph, pw], argmax[k, ch, ph, pw] = best, where
+    return out, argmax
+
+
+def roi_pool_loops_grad(x_shape, rois, argmax, grad):
+    gx = np.zeros(x_shape)
+    for k, ch, ph, pw in np.ndindex(*argmax.shape):
+        if argmax[k, ch, ph, pw] >= 0:
+            b = int(rois[k][0])
+            gx[b, ch].flat[argmax[k, ch, ph, pw]] += grad[k, ch, ph, pw]
+    return gx
+
+
+def _bilinear_taps(y, x, h, w):
+    if y < -1.0 or y > h or x < -1.0 or x > w:
+        return []
+    y, x = max(y, 0.0), max(x, 0.0)
+    y_low, x_low = int(y), int(x)
+    if y_low >= h - 1:
+        y_high = y_low = h - 1
+        y = float(y_low)
+    else:
+        y_high = y_low + 1
+    if x_low >= w - 1:
+        x_high = x_low = w - 1
+        x = float(x_low)
+    else:
+        x_high = x_low + 1
+    ly, lx = y - y_low, x - x_low
+    hy, hx = 1 - ly, 1 - lx
+    return [(y_low, x_low, hy * hx), (y_low, x_high, hy * lx),
+            (y_high, x_low, ly * hx), (y_high, x_high, ly * lx)]
+
+
+def roi_align_loops(x, rois, output_size, spatial_scale, sampling_ratio, aligned):
+    """torchvision's roi_align, one box, bin and sample at a time (float64).
+
+    Returns the output and the list of taps (k, ph, pw, batch, y, x, weight) that the
+    gradient uses.
+    """
+    n, c, h, w = x.shape
+    ph_n, pw_n = output_size
+    out = np.zeros((len(rois), c, ph_n, pw_n))
+    taps = []
+    shift = 0.5 if aligned else 0.0
+    for k, (b, x1, y1, x2, y2) in enumerate(rois):
+        sw, sh = x1 * spatial_scale - shift, y1 * spatial_scale - shift
+        rw, rh = x2 * spatial_scale - shift - sw, y2 * spatial_scale - shift - sh
+        if not aligned:
+            rw, rh = max(rw, 1.0), max(rh, 1.0)
+        bin_h, bin_w = rh / ph_n, rw / pw_n
+        gh = sampling_ratio if sampling_ratio > 0 else math.ceil(rh / ph_n)
+        gw = sampling_ratio if sampling_ratio > 0 else math.ceil(rw / pw_n)
+        count = max(gh * gw, 1)
+        for ph in range(ph_n):
+            for pw in range(pw_n):
+                for iy in range(gh):
+                    yy = sh + ph * bin_h + (iy + 0.5) * bin_h / gh
+                    for ix in range(gw):
+                        xx = sw + pw * bin_w + (ix + 0.5) * bin_w / gw
+                        for r, col, weight in _bilinear_taps(yy, xx, h, w):
+                            out[k, :, ph, pw] += weight / count * x[int(b), :, r, col]
+                            taps.append((k, ph, pw, int(b), r, col, weight / count))
+    return out, taps
+
+
+def roi_align_loops_grad(x_shape, taps, grad):
+    gx = np.zeros(x_shape)
+    for k, ph, pw, b, r, col, weight in taps:
+        gx[b, :, r, col] += weight * grad[k, :, ph, pw]
+    return gx
+
+
+@st.composite
+def roi_cases(draw):
+    n, c = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    h, w = draw(st.integers(1, 8)), draw(st.integers(1, 8))
+    k = draw(st.integers(0, 4))
+    coord = st.integers(-8, 40).map(lambda q: q / 4)  # quarter pixels: rounding ties
+    rois = [(draw(st.integers(0, n - 1)), draw(coord), draw(coord), draw(coord), draw(coord))
+            for _ in range(k)]
+    output = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    scale = draw(st.sampled_from([1.0, 0.5, 0.75, 2.0]))
+    return (n, c, h, w), np.array(rois, dtype=np.float64).reshape(k, 5), output, scale
+
+
+@given(case=roi_cases(), seed=st.integers(0, 2 ** 32 - 1), ties=st.booleans())
+def test_roi_pool_matches_loop_reference(case, seed, ties):
+    shape, rois, output, scale = case
+    rng = np.random.default_rng(seed)
+    x = _values(rng, shape, np.float64, "ties" if ties else "normal")
+    expected, argmax = roi_pool_loops(x, rois, output, scale)
+    out, pullback = fancydl.vjp(lambda t: fancydl.roi_pool(t, rois, output, scale), x)
+    np.testing.assert_array_equal(out, expected)
+    upstream = rng.standard_normal(out.shape)
+    np.testing.assert_allclose(pullback(upstream)[0],
+                               roi_pool_loops_grad(x.shape, rois, argmax, upstream),
+                               rtol=1e-12, atol=1e-12)
+
+
+@given(case=roi_cases(), seed=st.integers(0, 2 ** 32 - 1),
+       sampling_ratio=st.integers(-1, 3), aligned=st.booleans())
+def test_roi_align_matches_loop_reference(case, seed, sampling_ratio, aligned):
+    shape, rois, output, scale = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    expected, taps = roi_align_loops(x, rois, output, scale, sampling_ratio, aligned)
+    out, pullback = fancydl.vjp(lambda t: fancydl.roi_align(
+        t, rois, output, scale, sampling_ratio, aligned), x)
+    np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-12)
+    upstream = rng.standard_normal(out.shape)
+    np.testing.assert_allclose(pullback(upstream)[0],
+                               roi_align_loops_grad(x.shape, taps, upstream),
+                               rtol=1e-10, atol=1e-12)
+
+
+@given(case=roi_cases(), seed=st.integers(0, 2 ** 32 - 1), aligned=st.booleans())
+def test_roi_ops_float32_agree_with_float64(case, seed, aligned):
+    shape, rois, output, scale = case
+    x = np.random.default_rng(seed).standard_normal(shape)
+    for op, kwargs in ((fancydl.roi_align, dict(aligned=aligned)), (fancydl.roi_pool, {})):
+        single = op(x.astype(np.float32), rois.astype(np.float32), output, scale, **kwargs)
+        double = op(x, rois, output, scale, **kwargs)
+        assert single.dtype == np.float32 and single.shape == double.shape
+        np.testing.assert_allclose(single, double, rtol=1e-4, atol=1e-4)
+
+
+def _ramp(h=8, w=8):
+    return (10 * np.arange(h, dtype=np.float64)[:, None] + np.arange(w))[None, None]
+
+
+def test_roi_align_known_values():
+    box = np.array([[0.0, 1.0, 1.0, 5.0, 5.0]])
+    np.testing.assert_allclose(fancydl.roi_align(_ramp(), box, 2)[0, 0],
+                               [[22.0, 24.0], [42.0, 44.0]])
+    np.testing.assert_allclose(fancydl.roi_align(_ramp(), box, 2, aligned=True)[0, 0],
+                               [[16.5, 18.5], [36.5, 38.5]])
+
+
+def test_roi_align_border_clamp_by_hand():
+    # A box hanging past the right edge of a 1x4 image (values 0..3), one sample per
+    # bin: x = 3.0 is the last pixel, x = 4.0 = W still clamps to it, x = 5.0 > W is 0.
+    img = np.arange(4.0).reshape(1, 1, 1, 4)
+    out = fancydl.roi_align(img, np.array([[0.0, 2.5, 0.0, 5.5, 1.0]]), (1, 3),
+                            sampling_ratio=1)
+    np.testing.assert_allclose(out[0, 0, 0], [3.0, 3.0, 0.0])
+
+
+def test_roi_pool_rounds_half_away_from_zero_by_hand():
+    # x1 = 2.5 rounds to 3 (numpy's round would give 2): the box covers columns 3..5.
+    out = fancydl.roi_pool(_ramp(), np.array([[0.0, 2.5, 0.0, 5.0, 0.0]]), (1, 3))
+    np.testing.assert_array_equal(out[0, 0, 0], [3.0, 4.0, 5.0])
+    # An empty bin (box entirely outside the image) outputs 0 and takes no gradient.
+    box = np.array([[0.0, 20.0, 20.0, 30.0, 30.0]])
+    out, pullback = fancydl.vjp(lambda t: fancydl.roi_pool(t, box, 2), _ramp())
+    assert np.all(out == 0) and np.all(pullback(np.ones(out.shape))[0] == 0)
+
+
+def test_roi_boxes_as_list_equal_boxes_as_array(rng):
+    x = rng.standard_normal((2, 3, 8, 8))
+    per_image = [np.array([[0.5, 1.0, 4.0, 6.5]]), np.array([[1.0, 1.0, 7.0, 3.0],
+                                                              [0.0, 0.0, 2.0, 2.0]])]
+    stacked = np.array([[0, 0.5, 1.0, 4.0, 6.5], [1, 1.0, 1.0, 7.0, 3.0],
+                        [1, 0.0, 0.0, 2.0, 2.0]])
+    for op in (fancydl.roi_align, fancydl.roi_pool):
+        np.testing.assert_array_equal(op(x, per_image, 3), op(x, stacked, 3))
+
+
+def test_roi_gradcheck(rng):
+    x = rng.standard_normal((2, 2, 6, 7))
+    boxes = np.array([[1.0, 0.3, 0.7, 4.2, 5.1], [0.0, -1.5, 2.0, 8.0, 3.0]])
+    for aligned in (False, True):
+        assert fancydl.gradcheck(
+            lambda t: fancydl.roi_align(t, boxes, (3, 2), 0.9, -1, aligned), x)
+    assert fancydl.gradcheck(lambda t: fancydl.roi_pool(t, boxes, (3, 2), 0.9), x)
+
+
+def test_roi_ops_match_torchvision(rng):
+    torch = pytest.importorskip("torch")
+    ops = pytest.importorskip("torchvision.ops")
+    x = rng.standard_normal((2, 3, 9, 8))
+    boxes = np.array([[1.0, 0.3, 0.7, 4.2, 5.1], [0.0, -1.5, 2.0, 8.5, 3.5],
+                      [0.0, 2.5, 2.5, 2.5, 2.5]])
+    for aligned in (False, True):
+        theirs = ops.roi_align(torch.tensor(x), torch.tensor(boxes), (3, 2), 0.75, -1,
+                               aligned).numpy()
+        np.testing.assert_allclose(fancydl.roi_align(x, boxes, (3, 2), 0.75, -1, aligned),
+                                   theirs, rtol=1e-10, atol=1e-12)
+    theirs = ops.roi_pool(torch.tensor(x), torch.tensor(boxes), (3, 2), 0.75).numpy()
+    np.testing.assert_allclose(fancydl.roi_pool(x, boxes, (3, 2), 0.75), theirs)
+
+
+# --- bad input -------------------------------------------------------------------------
+
+X = np.zeros((1, 2, 4, 4))
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: fancydl.max_pool2d(X, 7), ValueError, r"kernel_size=\(7, 7\).*larger than the "
+                                                   r"padded input \(4, 4\)"),
+    (lambda: fancydl.max_pool2d(X, 3, padding=2), ValueError,
+     r"padding must be at most half of kernel_size \(1, 1\), got padding=\(2, 2\)"),
+    (lambda: fancydl.avg_pool2d(X, 2, stride=0), ValueError, r"stride.*got 0"),
+    (lambda: fancydl.max_pool2d(X, 2, dilation=(1, 0)), ValueError, r"dilation.*\(1, 0\)"),
+    (lambda: fancydl.max_pool2d(X, 2.0), TypeError, r"kernel_size must be .* got float 2.0"),
+    (lambda: fancydl.max_pool2d(X[0, 0], 2), ValueError, r"input must have 3 or 4 dim"),
+    (lambda: fancydl.max_pool2d(X.astype(int), 2), TypeError, r"input must have dtype float"),
+    (lambda: fancydl.min_pool2d(X, 5), ValueError, r"min_pool2d: kernel_size"),
+    (lambda: fancydl.max_pool2d(np.zeros((1, 0, 4, 4)), 2), ValueError, r"non-empty"),
+    (lambda: fancydl.avg_pool2d(X, 2, divisor_override=0), ValueError,
+     r"divisor_override must be non-zero, got 0"),
+    (lambda: fancydl.avg_pool2d(X, 2, divisor_override=1.5), TypeError, r"divisor_override"),
+    (lambda: fancydl.adaptive_avg_pool2d(X, 0), ValueError, r"output_size.*got \(0, 0\)"),
+    (lambda: fancydl.adaptive_max_pool2d(X, (1, 2, 3)), TypeError, r"output_size"),
+    (lambda: fancydl.stochastic_pool2d(X - 1, 2), ValueError,
+     r"finite and non-negative.*got a value -1"),
+    (lambda: fancydl.stochastic_pool2d(X + np.nan, 2), ValueError, r"non-negative.*nan"),
+    (lambda: fancydl.stochastic_pool2d(X, 2, rng=0), TypeError, r"rng must be a numpy"),
+    (lambda: fancydl.stochastic_pool2d(X, 5), ValueError, r"larger than the padded input"),
+    (lambda: fancydl.roi_align(X, np.zeros((2, 4)), 2), ValueError,
+     r"boxes must have shape \(K, 5\).*got shape \(2, 4\)"),
+    (lambda: fancydl.roi_pool(X, [np.zeros((2, 5))], 2), ValueError,
+     r"boxes\[0\] of shape \(2, 5\)"),
+    (lambda: fancydl.roi_align(X, np.array([[1.0, 0, 0, 2, 2]]), 2), ValueError,
+     r"batch indices must be integers in \[0, 1\).*got 1.0"),
+    (lambda: fancydl.roi_pool(X, np.array([[0.5, 0, 0, 2, 2]]), 2), ValueError,
+     r"batch indices.*got 0.5"),
+    (lambda: fancydl.roi_align(X, np.zeros((1, 5), np.int64), 2), TypeError,
+     r"boxes must have dtype float"),
+    (lambda: fancydl.roi_align(X[0], np.zeros((1, 5)), 2), ValueError,
+     r"input must have 4 dim"),
+    (lambda: fancydl.roi_align(X, np.zeros((1, 5)), 0), ValueError, r"output_size"),
+    (lambda: fancydl.roi_align(X, np.zeros((1, 5)), 2, spatial_scale=0), ValueError,
+     r"spatial_scale must be > 0"),
+    (lambda: fancydl.roi_align(X, np.zeros((1, 5)), 2, sampling_ratio=1.5), TypeError,
+     r"sampling_ratio must be an int"),
+])
+def test_bad_input(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_roi_empty_box_list_gives_empty_output():
+    for op in (fancydl.roi_align, fancydl.roi_pool):
+        assert op(X, np.zeros((0, 5)), (2, 3)).shape == (0, 2, 2, 3)

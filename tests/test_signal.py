@@ -1,0 +1,309 @@
+"""Tests of fancydl.signal against scipy.signal (the reference semantics)."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import fancydl
+from fancydl.signal import _next_fast_length
+
+signal = pytest.importorskip("scipy.signal")
+
+DTYPES = (np.float32, np.float64, np.complex128, np.int64)
+TOLERANCE = {np.dtype(np.float32): 1e-4, np.dtype(np.complex64): 1e-4}
+
+
+def _random(rng, shape, dtype):
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        return rng.integers(-5, 6, size=shape).astype(dtype)
+    x = rng.standard_normal(shape)
+    if np.issubdtype(dtype, np.complexfloating):
+        x = x + 1j * rng.standard_normal(shape)
+    return x.astype(dtype)
+
+
+def _assert_same(ours, theirs):
+    assert ours.shape == theirs.shape
+    assert ours.dtype == theirs.dtype
+    if np.issubdtype(theirs.dtype, np.integer):
+        np.testing.assert_array_equal(ours, theirs)
+    else:
+        rtol = TOLERANCE.get(theirs.dtype, 1e-10)
+        scale = max(1.0, float(np.max(np.abs(theirs), initial=0.0)))
+        np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=rtol * scale)
+
+
+def _outcome(fn, *args, **kwargs):
+    """The result, or the exception type when the call is refused."""
+    try:
+        return fn(*args, **kwargs)
+    except ValueError:
+        return ValueError
+
+
+shape_2d = st.tuples(st.integers(1, 6), st.integers(1, 6))
+modes = st.sampled_from(["full", "same", "valid"])
+
+
+@given(shape1=shape_2d, shape2=shape_2d, mode=modes,
+       boundary=st.sampled_from(["fill", "wrap", "symm"]),
+       fillvalue=st.sampled_from([0, 2]), dtype=st.sampled_from(DTYPES),
+       correlate=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_convolve2d_and_correlate2d_match_scipy(shape1, shape2, mode, boundary, fillvalue,
+                                                dtype, correlate, seed):
+    rng = np.random.default_rng(seed)
+    in1, in2 = _random(rng, shape1, dtype), _random(rng, shape2, dtype)
+    name = "correlate2d" if correlate else "convolve2d"
+    ours = _outcome(getattr(fancydl, name), in1, in2, mode, boundary, fillvalue)
+    theirs = _outcome(getattr(signal, name), in1, in2, mode, boundary, fillvalue)
+    if theirs is ValueError:  # 'valid' with neither input larger
+        assert ours is ValueError
+        return
+    swapped = mode == "valid" and shape1 != shape2 and all(
+        b >= a for a, b in zip(shape1, shape2))
+    if correlate and swapped and np.iscomplexobj(in1):
+        # scipy's correlate2d conjugates its result when it swaps complex inputs in
+        # 'valid' mode; its N-d correlate does not, and neither do we.
+        theirs = signal.correlate(in1, in2, mode, method="direct")
+    _assert_same(ours, theirs)
+
+
+def test_complex_valid_correlation_with_swapped_inputs_is_not_conjugated():
+    in1, in2 = np.array([[1 + 1j]]), np.array([[1 + 2j, 3 - 1j]])
+    expected = np.conj(in2) * in1  # sum_j in1[m + j] conj(in2[j]) with in1 of length 1
+    np.testing.assert_allclose(fancydl.correlate2d(in1, in2, "valid"), expected[:, ::-1])
+    np.testing.assert_allclose(fancydl.correlate2d(in1, in2, "valid"),
+                               signal.correlate(in1, in2, "valid"))
+
+
+@given(n1=st.integers(1, 7), n2=st.integers(1, 7), mode=modes,
+       method=st.sampled_from(["direct", "fft"]), correlate=st.booleans(),
+       two_d=st.booleans(), dtype=st.sampled_from((np.float32, np.float64, np.complex128)),
+       seed=st.integers(0, 2**32 - 1))
+def test_convolve_and_correlate_match_scipy(n1, n2, mode, method, correlate, two_d, dtype,
+                                            seed):
+    rng = np.random.default_rng(seed)
+    shape1, shape2 = ((n1, n2), (n2, n1)) if two_d else ((n1,), (n2,))
+    if two_d and mode == "valid":
+        shape2 = (min(n1, n2), min(n1, n2))
+    in1, in2 = _random(rng, shape1, dtype), _random(rng, shape2, dtype)
+    name = "correlate" if correlate else "convolve"
+    ours = getattr(fancydl, name)(in1, in2, mode, method=method)
+    theirs = getattr(signal, name)(in1, in2, mode, method=method)
+    _assert_same(ours, theirs)
+
+
+@given(ndim=st.integers(1, 3), data=st.data(), mode=modes,
+       dtype=st.sampled_from((np.float32, np.float64, np.complex64, np.complex128,
+                              np.int32)),
+       seed=st.integers(0, 2**32 - 1))
+def test_fftconvolve_matches_scipy(ndim, data, mode, dtype, seed):
+    rng = np.random.default_rng(seed)
+    shape1 = data.draw(st.tuples(*[st.integers(1, 6)] * ndim))
+    shape2 = data.draw(st.tuples(*[st.integers(1, 6)] * ndim))
+    in1, in2 = _random(rng, shape1, dtype), _random(rng, shape2, dtype)
+    ours = _outcome(fancydl.fftconvolve, in1, in2, mode)
+    theirs = _outcome(signal.fftconvolve, in1, in2, mode)
+    if theirs is ValueError:
+        assert ours is ValueError
+    else:
+        _assert_same(ours, theirs)
+
+
+@given(shape1=shape_2d, shape2=shape_2d, seed=st.integers(0, 2**32 - 1))
+def test_convolution_theorem_fft_equals_direct(shape1, shape2, seed):
+    rng = np.random.default_rng(seed)
+    in1, in2 = rng.standard_normal(shape1), rng.standard_normal(shape2)
+    np.testing.assert_allclose(fancydl.fftconvolve(in1, in2),
+                               fancydl.convolve2d(in1, in2), atol=1e-12)
+
+
+def test_correlate2d_is_convolve2d_with_flipped_conjugated_kernel(rng):
+    in1 = rng.standard_normal((7, 6)) + 1j * rng.standard_normal((7, 6))
+    in2 = rng.standard_normal((3, 3)) + 1j * rng.standard_normal((3, 3))
+    flipped = np.conj(in2[::-1, ::-1])
+    for mode in ("full", "same", "valid"):  # odd kernel: same centring in both
+        np.testing.assert_allclose(fancydl.correlate2d(in1, in2, mode),
+                                   fancydl.convolve2d(in1, flipped, mode), atol=1e-12)
+
+
+def test_same_mode_centring_trap_for_even_kernels():
+    """scipy centres correlate2d's 'same' one sample later than correlate's."""
+    in1, in2 = np.arange(1.0, 8.0), np.array([1.0, 2.0, 3.0, 4.0])
+    full = np.correlate(in1, in2, "full")  # numpy's own, as an independent reference
+    np.testing.assert_allclose(fancydl.correlate(in1, in2, "same"), full[1:8])
+    np.testing.assert_allclose(fancydl.correlate2d(in1[None], in2[None], "same")[0],
+                               full[2:9])
+
+
+def test_large_kernel_uses_the_smaller_array_as_kernel(rng):
+    small, large = rng.standard_normal((3, 2)), rng.standard_normal((9, 11))
+    for mode in ("full", "same"):
+        _assert_same(fancydl.convolve2d(small, large, mode),
+                     signal.convolve2d(small, large, mode))
+
+
+@pytest.mark.parametrize("shape1, shape2, mode", [
+    ((0, 3), (2, 2), "full"), ((2, 3), (0, 2), "full"), ((0, 3), (2, 2), "same"),
+    ((3, 0), (2, 2), "same")])
+def test_empty_inputs_like_scipy(shape1, shape2, mode):
+    ours = fancydl.convolve2d(np.ones(shape1), np.ones(shape2), mode)
+    _assert_same(ours, signal.convolve2d(np.ones(shape1), np.ones(shape2), mode))
+
+
+def test_fftconvolve_empty_and_zero_dimensional_like_scipy():
+    _assert_same(fancydl.fftconvolve(np.ones((0, 3)), np.ones((2, 2))),
+                 signal.fftconvolve(np.ones((0, 3)), np.ones((2, 2))))
+    _assert_same(fancydl.fftconvolve(np.array(3.0), np.array(2.0)),
+                 signal.fftconvolve(np.array(3.0), np.array(2.0)))
+
+
+def test_nan_and_inf_propagate_like_scipy():
+    in1 = np.arange(20.0).reshape(4, 5)
+    in1[1, 2], in1[3, 0] = np.nan, np.inf
+    kernel = np.array([[1.0, -1.0], [0.5, 2.0]])
+    for mode in ("full", "same", "valid"):
+        ours, theirs = fancydl.convolve2d(in1, kernel, mode), signal.convolve2d(
+            in1, kernel, mode)
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+        np.testing.assert_array_equal(ours[np.isfinite(theirs)], theirs[np.isfinite(theirs)])
+
+
+@pytest.mark.parametrize("dtype1, dtype2", [(np.float32, np.float32),
+                                            (np.float32, np.float64),
+                                            (np.int32, np.int32), (np.uint8, np.uint8),
+                                            (np.complex64, np.float32)])
+def test_result_dtype_like_scipy(dtype1, dtype2):
+    in1, in2 = np.ones((4, 4), dtype1), np.ones((2, 3), dtype2)
+    assert fancydl.convolve2d(in1, in2).dtype == signal.convolve2d(in1, in2).dtype
+    assert fancydl.fftconvolve(in1, in2).dtype == signal.fftconvolve(in1, in2).dtype
+
+
+def test_accepts_lists_like_scipy():
+    np.testing.assert_array_equal(fancydl.convolve2d([[1, 2, 3]], [[1, 10]]),
+                                  [[1, 12, 23, 30]])
+
+
+def test_next_fast_length_is_five_smooth_and_minimal():
+    def smooth(n):
+        for p in (2, 3, 5):
+            while n % p == 0:
+                n //= p
+        return n == 1
+    for n in range(1, 400):
+        fast = _next_fast_length(n)
+        assert fast >= n and smooth(fast)
+        assert not any(smooth(m) for m in range(n, fast))
+
+
+# --- gradients (convolve2d / correlate2d with zero padding) ---------------------------
+
+def _valid_pair(shape1, shape2, mode):
+    return mode != "valid" or all(a >= b for a, b in zip(shape1, shape2)) or all(
+        a <= b for a, b in zip(shape1, shape2))
+
+
+GRADCHECK_CASES = [(shape1, shape2, mode)
+                   for shape1, shape2 in [((5, 6), (3, 2)), ((3, 2), (5, 6)),
+                                          ((4, 4), (4, 4)), ((2, 7), (3, 2))]
+                   for mode in ("full", "same", "valid") if _valid_pair(shape1, shape2, mode)]
+
+
+@pytest.mark.parametrize("op", [fancydl.convolve2d, fancydl.correlate2d])
+@pytest.mark.parametrize("shape1, shape2, mode", GRADCHECK_CASES)
+def test_gradcheck(op, shape1, shape2, mode, rng):
+    in1, in2 = rng.standard_normal(shape1), rng.standard_normal(shape2)
+    assert fancydl.gradcheck(op, in1, in2, mode)
+
+
+def _torch_reference(torch, in1, in2, mode, correlate):
+    """The same call in PyTorch: a zero-padded conv2d gives the full output, then crop."""
+    (n1h, n1w), (n2h, n2w) = in1.shape, in2.shape
+    padded = torch.nn.functional.pad(in1[None, None], (n2w - 1, n2w - 1, n2h - 1, n2h - 1))
+    kernel = in2 if correlate else torch.flip(in2, (0, 1))
+    full = torch.nn.functional.conv2d(padded, kernel[None, None])[0, 0]
+    window = []
+    for n1, n2 in ((n1h, n2h), (n1w, n2w)):
+        if mode == "full":
+            start, length = 0, n1 + n2 - 1
+        elif mode == "valid":
+            start, length = min(n1, n2) - 1, abs(n1 - n2) + 1
+        else:
+            start, length = (n2 // 2 if correlate else (n2 - 1) // 2), n1
+        window.append(slice(start, start + length))
+    return full[tuple(window)]
+
+
+@given(shape1=shape_2d, shape2=shape_2d, mode=modes, correlate=st.booleans(),
+       dtype=st.sampled_from((np.float32, np.float64)), seed=st.integers(0, 2**32 - 1))
+def test_gradients_match_torch(shape1, shape2, mode, correlate, dtype, seed):
+    torch = pytest.importorskip("torch")
+    if not _valid_pair(shape1, shape2, mode):
+        return
+    rng = np.random.default_rng(seed)
+    in1, in2 = _random(rng, shape1, dtype), _random(rng, shape2, dtype)
+    op = fancydl.correlate2d if correlate else fancydl.convolve2d
+    out, pullback = fancydl.vjp(op, in1, in2, mode)
+    upstream = rng.standard_normal(out.shape).astype(dtype)
+    g1, g2, _ = pullback(upstream)
+    t1, t2 = (torch.tensor(a, requires_grad=True) for a in (in1, in2))
+    t_out = _torch_reference(torch, t1, t2, mode, correlate)
+    t_out.backward(torch.tensor(upstream))
+    for ours, theirs in ((out, t_out), (g1, t1.grad), (g2, t2.grad)):
+        assert ours.dtype == dtype
+        _assert_same(ours, theirs.detach().numpy())
+
+
+def test_gradients_need_zero_fill():
+    x, k = np.ones((4, 4)), np.ones((2, 2))
+    with pytest.raises(ValueError, match=r"gradients are implemented for boundary='fill' "
+                                         r"with fillvalue=0 only, got boundary='wrap'"):
+        fancydl.vjp(lambda a, b: fancydl.convolve2d(a, b, boundary="wrap"), x, k)
+    with pytest.raises(ValueError, match=r"got boundary='fill', fillvalue=1"):
+        fancydl.vjp(lambda a, b: fancydl.correlate2d(a, b, fillvalue=1), x, k)
+
+
+# --- bad input ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("op", [fancydl.convolve2d, fancydl.correlate2d])
+def test_bad_arguments_of_2d_functions(op):
+    x, k = np.ones((4, 4)), np.ones((2, 2))
+    with pytest.raises(ValueError, match=r"mode must be one of .*got 'circular'"):
+        op(x, k, mode="circular")
+    with pytest.raises(ValueError, match=r"boundary must be one of .*got 'reflect'"):
+        op(x, k, boundary="reflect")
+    with pytest.raises(TypeError, match=r"fillvalue must be a number, got str"):
+        op(x, k, fillvalue="0")
+    with pytest.raises(ValueError, match=r"fillvalue must be real for float64"):
+        op(x, k, fillvalue=1 + 2j)
+    with pytest.raises(ValueError, match=r"in1 must have 2 dimensions, got shape \(4,\)"):
+        op(np.ones(4), k)
+    with pytest.raises(ValueError, match=r"in2 must have 2 dimensions, got shape \(1, 2, 2\)"):
+        op(x, np.ones((1, 2, 2)))
+    with pytest.raises(ValueError, match=r"'valid' mode .* got shapes \(4, 2\) and \(2, 4\)"):
+        op(np.ones((4, 2)), np.ones((2, 4)), mode="valid")
+    with pytest.raises(TypeError, match=r"in1 must have an integer, float32.*got bool"):
+        op(x > 0, k)
+    with pytest.raises(TypeError, match=r"in2 must have .* got float16"):
+        op(x, k.astype(np.float16))
+    with pytest.raises(TypeError, match=r"in1 must be an array, got str"):
+        op("abc", k)
+    with pytest.raises(ValueError, match=r"boundary='wrap' needs non-empty inputs"):
+        op(np.ones((0, 3)), k, boundary="wrap")
+
+
+def test_bad_arguments_of_nd_functions():
+    with pytest.raises(ValueError, match=r"same number of dimensions, got shapes \(3,\) "
+                                         r"and \(1, 2\)"):
+        fancydl.fftconvolve(np.ones(3), np.ones((1, 2)))
+    with pytest.raises(ValueError, match=r"mode must be one of .*got 'fill'"):
+        fancydl.fftconvolve(np.ones(3), np.ones(2), mode="fill")
+    with pytest.raises(ValueError, match=r"'valid' mode"):
+        fancydl.fftconvolve(np.ones((4, 2)), np.ones((2, 4)), mode="valid")
+    with pytest.raises(ValueError, match=r"method must be one of .*got 'overlap-add'"):
+        fancydl.convolve(np.ones(3), np.ones(2), method="overlap-add")
+    with pytest.raises(ValueError, match=r"in1 must have 1 or 2 dimensions, got shape "
+                                         r"\(1, 1, 3\)"):
+        fancydl.correlate(np.ones((1, 1, 3)), np.ones((1, 1, 2)))
