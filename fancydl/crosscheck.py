@@ -13,6 +13,7 @@ e.g. for min pooling, which PyTorch spells ``-max_pool2d(-x)``.
 from __future__ import annotations
 
 import inspect
+import warnings
 
 import numpy as np
 
@@ -204,7 +205,11 @@ def _run_reference(torch, reference, names, args, kwargs):
                   for i, a in enumerate(args)]
         t_kwargs = {k: _to_torch(torch, _copy(v), False) for k, v in kwargs.items()}
         try:
-            return reference(torch, *t_args, **t_kwargs), t_args, untracked
+            with warnings.catch_warnings():
+                # PyTorch's performance notices (e.g. padding='same' with an even
+                # kernel copies the input) are not about correctness: keep them quiet.
+                warnings.simplefilter("ignore", UserWarning)
+                return reference(torch, *t_args, **t_kwargs), t_args, untracked
         except RuntimeError as error:
             refused = [n for n in names if f"argument '{n}'" in str(error)
                        and n not in untracked]
