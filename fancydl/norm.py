@@ -37,11 +37,13 @@ from __future__ import annotations
 
 import math
 import numbers
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
 
 from .autodiff import Function, Traced
+from .parallel import halves
 from .validation import check_float_array, check_int, check_real, check_same_dtype
 
 __all__ = ["batch_norm", "instance_norm", "group_norm", "layer_norm", "BatchNorm2d",
@@ -94,6 +96,21 @@ def _einsum_sum(axes, *arrays):
     return total.reshape(keepdims)
 
 
+def _sum(axes, *arrays):
+    """:func:`_einsum_sum`, computed on the two halves and combined."""
+    parts = halves(lambda *half: _einsum_sum(axes, *half), *arrays)
+    if len(parts) == 1:
+        return parts[0]
+    return parts[0] + parts[1] if 0 in axes else np.concatenate(parts)
+
+
+def _new(fill, like, *arrays):
+    """A new array like ``like``, ``fill(out_half, *halves_of_arrays)`` on each half."""
+    out = np.empty_like(like)
+    halves(fill, out, *arrays)
+    return out
+
+
 def _update_running(buffer, statistic, momentum, correction=1.0):
     """``buffer <- (1 - momentum) * buffer + momentum * correction * statistic``, in place.
 
@@ -108,18 +125,34 @@ def _update_running(buffer, statistic, momentum, correction=1.0):
     buffer += (momentum * channel_value).astype(buffer.dtype, copy=False)
 
 
-def _input_gradient(g, centered, inv_std, mean_g, mean_g_x_hat, scale):
-    """``scale * (g - mean_g - x_hat * mean_g_x_hat)`` with ``x_hat = centered * inv_std``.
+def _subtract(out, x, mean):
+    """``out = x - mean`` (one half)."""
+    np.subtract(x, mean, out=out)
 
-    The bracket of the input gradient, computed in one new array updated in place
-    (instead of five temporaries): it is the hot spot of training, where memory
-    traffic is the cost.
+
+def _multiply(out, x, factor):
+    """``out = x * factor`` (one half)."""
+    np.multiply(x, factor, out=out)
+
+
+def _affine(out, centered, scale, bias=None):
+    """``out = centered * scale + bias`` (one half), in place."""
+    np.multiply(centered, scale, out=out)
+    if bias is not None:
+        out += bias
+
+
+def _input_gradient(out, g, centered, slope, mean_g, scale):
+    """``out = scale * (g - mean_g - centered * slope)`` (one half), in place.
+
+    The bracket of the input gradient with ``x_hat * mean(g * x_hat)`` written as
+    ``centered * slope``, updated in place instead of building five temporaries: it
+    is the hot spot of training, where memory traffic is the cost.
     """
-    out = centered * (-mean_g_x_hat * inv_std)
+    np.multiply(centered, -slope, out=out)
     out += g
     out -= mean_g
     out *= scale
-    return out
 
 
 class _Normalize(Function):
@@ -129,7 +162,8 @@ class _Normalize(Function):
     running buffers, when given, are updated in place); otherwise the running buffers
     are the statistics, and they are differentiable. The backward pass needs
     ``x_hat = (x - mean) * inv_std``; it is saved as its two factors, which saves one
-    pass over the data in each direction.
+    pass over the data in each direction. Every pass over the data goes through
+    :func:`_sum` (sums) or :func:`_new` (elementwise), which work on two halves at once.
     """
 
     @staticmethod
@@ -139,20 +173,19 @@ class _Normalize(Function):
         with np.errstate(divide="ignore", invalid="ignore"):  # empty or NaN: like torch
             if use_input_stats:
                 count = layout.count
-                mean = _einsum_sum(layout.axes, xv) / count
-                centered = xv - mean
-                var = _einsum_sum(layout.axes, centered, centered) / count
+                mean = _sum(layout.axes, xv) / count
+                centered = _new(_subtract, xv, xv, mean)
+                var = _sum(layout.axes, centered, centered) / count
                 if running_mean is not None and count > 0 and running_mean.size > 0:
                     _update_running(running_mean, mean, momentum)
                     _update_running(running_var, var, momentum, count / (count - 1))
             else:
-                centered = xv - running_mean.reshape(layout.param_view)
+                centered = _new(_subtract, xv, xv, running_mean.reshape(layout.param_view))
                 var = running_var.reshape(layout.param_view)
             inv_std = 1 / np.sqrt(var + eps)
             scale = inv_std if weight is None else inv_std * weight.reshape(layout.param_view)
-            y = centered * scale
-        if bias is not None:
-            y += bias.reshape(layout.param_view)
+            shift = None if bias is None else bias.reshape(layout.param_view)
+            y = _new(partial(_affine, bias=shift), centered, centered, scale)
         ctx.save_for_backward(centered, inv_std, weight)
         ctx.layout, ctx.use_input_stats, ctx.shape = layout, use_input_stats, x.shape
         ctx.param_shape = next((p.shape for p in (weight, bias) if p is not None), None)
@@ -168,24 +201,24 @@ class _Normalize(Function):
         grad_mean = grad_var = None
         with np.errstate(divide="ignore", invalid="ignore"):
             if not ctx.use_input_stats:  # fixed statistics: an affine map of x
-                grad_x = g * (gamma * inv_std)
-                grad_mean = -_einsum_sum(free, grad_x) if needs[3] else None
+                grad_x = _new(_multiply, g, g, gamma * inv_std)
+                grad_mean = -_sum(free, grad_x) if needs[3] else None
                 if needs[4]:
-                    grad_var = _einsum_sum(free, grad_x, centered) * (-0.5 * inv_std ** 2)
-                sum_g, sum_gx = _einsum_sum(free, g), _einsum_sum(free, g, centered) * inv_std
+                    grad_var = _sum(free, grad_x, centered) * (-0.5 * inv_std ** 2)
+                sum_g, sum_gx = _sum(free, g), _sum(free, g, centered) * inv_std
             elif layout.weight_constant_per_group:  # batch/instance norm: gamma factors out
-                sum_g, sum_gx = _einsum_sum(axes, g), _einsum_sum(axes, g, centered) * inv_std
-                grad_x = _input_gradient(g, centered, inv_std, sum_g / count, sum_gx / count,
-                                         gamma * inv_std)
+                sum_g, sum_gx = _sum(axes, g), _sum(axes, g, centered) * inv_std
+                grad_x = _new(_input_gradient, g, g, centered, sum_gx / count * inv_std,
+                              sum_g / count, gamma * inv_std)
                 sum_g = sum_g.sum(axis=free, keepdims=True)
                 sum_gx = sum_gx.sum(axis=free, keepdims=True)
             else:  # layer/group norm: gamma varies inside a group
-                g_hat = g * gamma
-                mean_g_hat = _einsum_sum(axes, g_hat) / count
-                mean_g_hat_x = _einsum_sum(axes, g_hat, centered) * inv_std / count
-                grad_x = _input_gradient(g_hat, centered, inv_std, mean_g_hat, mean_g_hat_x,
-                                         inv_std)
-                sum_g, sum_gx = _einsum_sum(free, g), _einsum_sum(free, g, centered * inv_std)
+                g_hat = g if weight is None else _new(_multiply, g, g, gamma)
+                mean_g_hat = _sum(axes, g_hat) / count
+                mean_g_hat_x = _sum(axes, g_hat, centered) * inv_std / count
+                grad_x = _new(_input_gradient, g_hat, g_hat, centered, mean_g_hat_x * inv_std,
+                              mean_g_hat, inv_std)
+                sum_g, sum_gx = _sum(free, g), _sum(free, g, centered, inv_std)
         grad_weight = sum_gx.reshape(ctx.param_shape) if needs[1] else None
         grad_bias = sum_g.reshape(ctx.param_shape) if needs[2] else None
         return (grad_x.reshape(ctx.shape), grad_weight, grad_bias,

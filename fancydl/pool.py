@@ -21,9 +21,10 @@ import numpy as np
 from .autodiff import Function, value_of
 from .crosscheck import torch_reference
 from .elementwise import neg
+from .parallel import halves
 from .validation import check_float_array, check_int, check_pair, check_real
-from .windows import (add_to_offset, kernel_offsets, offset_view, pad2d, pool_output_size,
-                      unpad2d)
+from .windows import (kernel_offsets, merge_phases, pad2d, phase_view, phase_zeros,
+                      pool_output_size, stride_phases)
 
 __all__ = ["max_pool2d", "avg_pool2d", "min_pool2d", "adaptive_max_pool2d",
            "adaptive_avg_pool2d", "stochastic_pool2d", "roi_pool", "roi_align"]
@@ -86,13 +87,47 @@ def pool_geometry(op, input, kernel_size, stride=None, padding=0, dilation=1,
 
 
 def _views(x_padded, geom):
-    """The strided view of each kernel offset, in row-major offset order."""
-    return [offset_view(x_padded, offset, geom.stride, geom.dilation, geom.out_size)
+    """The view of each kernel offset, in row-major offset order.
+
+    They are read from the stride phases of the input (unit-stride blocks, several times
+    faster to read than strided views when the stride is above 1).
+    """
+    phases = stride_phases(x_padded, geom.stride)
+    return [phase_view(phases, offset, geom.stride, geom.dilation, geom.out_size)
             for offset in kernel_offsets(geom.kernel)]
 
 
 def _offset_dtype(geom):
-    return np.int16 if geom.kernel[0] * geom.kernel[1] < 2 ** 15 else np.int32
+    """Smallest integer type that numbers the kernel offsets (small types compare fastest)."""
+    count = geom.kernel[0] * geom.kernel[1]
+    return np.int8 if count < 2 ** 7 else np.int16 if count < 2 ** 15 else np.int32
+
+
+def _scatter_to_input(pieces, geom, input_shape, dtype, out=None):
+    """Adjoint of :func:`_views`: add each offset's piece where that offset read.
+
+    Parameters
+    ----------
+    pieces : iterable of ndarray of shape (..., H_out, W_out), or None to skip
+        One per kernel offset, in row-major offset order.
+    input_shape : tuple
+        Shape of the unpadded input.
+    out : ndarray of ``input_shape``, optional
+        Where to write the result.
+
+    Returns
+    -------
+    ndarray of ``input_shape``
+    """
+    (top, bottom), (left, right) = geom.pad_widths
+    padded = input_shape[:-2] + (input_shape[-2] + top + bottom,
+                                 input_shape[-1] + left + right)
+    phases = phase_zeros(padded, geom.stride, dtype)
+    for offset, piece in zip(kernel_offsets(geom.kernel), pieces):
+        if piece is not None:
+            view = phase_view(phases, offset, geom.stride, geom.dilation, piece.shape[-2:])
+            view += piece
+    return merge_phases(phases, padded, geom.stride, crop=geom.pad_widths, out=out)
 
 
 def _route_to_offsets(grad, chosen, geom, input_shape):
@@ -108,46 +143,86 @@ def _route_to_offsets(grad, chosen, geom, input_shape):
 
     Returns
     -------
-    ndarray of ``input_shape``
+    ndarray of ``input_shape``, computed one half of the batch per core
     """
-    (top, bottom), (left, right) = geom.pad_widths
-    padded = input_shape[:-2] + (input_shape[-2] + top + bottom, input_shape[-1] + left + right)
-    grad_padded = np.zeros(padded, grad.dtype)
     # Multiplying by the 0/1 mask is faster than np.where but turns inf * 0 into NaN.
     finite = bool(np.isfinite(grad).all())
     zero = np.zeros((), grad.dtype)
-    for k, offset in enumerate(kernel_offsets(geom.kernel)):
-        mask = chosen == k
-        routed = grad * mask if finite else np.where(mask, grad, zero)
-        add_to_offset(grad_padded, offset, geom.stride, geom.dilation, routed)
-    return np.ascontiguousarray(unpad2d(grad_padded, geom.pad_widths))
+    grad_input = np.empty(input_shape, grad.dtype)
+
+    def one_half(grad, chosen, out):
+        mask, piece = np.empty(grad.shape, bool), np.empty_like(grad)
+
+        def routed(k):
+            np.equal(chosen, k, out=mask)
+            if finite:
+                return np.multiply(grad, mask, out=piece)
+            return np.where(mask, grad, zero)
+
+        pieces = (routed(k) for k in range(len(kernel_offsets(geom.kernel))))
+        _scatter_to_input(pieces, geom, out.shape, grad.dtype, out=out)
+
+    halves(one_half, grad, chosen, grad_input)
+    return grad_input
 
 
 # --- max pooling -------------------------------------------------------------------
 
-def _first_maximum(x_padded, out, geom, input_size):
-    """Which kernel offset holds each window's maximum, PyTorch's way.
+def _window_maximum(views, geom, input_size):
+    """Each window's maximum and which kernel offset holds it, PyTorch's way.
 
-    Ties go to the first maximum in row-major window order; a window with a NaN reports
-    its last NaN (PyTorch's CPU kernel takes ``val > max || isnan(val)``); padding is
-    never chosen, even when every real entry is -inf.
+    Ties go to the first maximum in row-major window order (only a strictly greater
+    value moves the choice); a window with a NaN outputs NaN and reports its last NaN
+    (PyTorch's CPU kernel takes ``val > max || isnan(val)``); padding is never chosen,
+    even when every real entry is -inf.
+
+    Parameters
+    ----------
+    views : list of ndarray
+        The offset views of the -inf padded input (:func:`_views`).
+    input_size : (H, W)
+
+    Returns
+    -------
+    out : ndarray of shape (..., H_out, W_out)
+    chosen : small-integer ndarray of the same shape
+        Index into ``kernel_offsets(kernel)``.
     """
-    views = _views(x_padded, geom)
+    out = views[0].copy()
     chosen = np.zeros(out.shape, _offset_dtype(geom))
+    better = np.empty(out.shape, bool)
+    step = np.empty(out.shape, chosen.dtype)
+    for k, view in enumerate(views[1:], start=1):
+        np.greater(view, out, out=better)
+        np.maximum(out, view, out=out)
+        # chosen = where(better, k, chosen), as integer arithmetic (faster than np.where)
+        np.subtract(chosen.dtype.type(k), chosen, out=step)
+        step *= better
+        chosen += step
     padded = any(p for pair in geom.pad_widths for p in pair)
-    valid = None
     if padded and np.isneginf(out).any():
-        inside = pad2d(np.ones(input_size, bool), geom.pad_widths, False)
-        valid = _views(inside, geom)
-    for k in range(len(views) - 1, -1, -1):  # backwards, so that the first hit wins
-        hit = views[k] == out
-        if valid is not None:
-            hit &= valid[k]
-        chosen = np.where(hit, chosen.dtype.type(k), chosen)
+        # An all -inf window points at its first real pixel, never at the padding.
+        inside = _views(pad2d(np.ones(input_size, bool), geom.pad_widths, False), geom)
+        stuck = np.isneginf(out)
+        for k in range(len(views) - 1, -1, -1):
+            np.copyto(chosen, k, where=stuck & inside[k])
     if np.isnan(out).any():
         for k, view in enumerate(views):
             np.copyto(chosen, k, where=np.isnan(view))
-    return chosen
+    return out, chosen
+
+
+def _max_pool_forward(x, geom):
+    """:func:`_window_maximum` of the -inf padded input, one half of the batch per core
+    (:func:`fancydl.parallel.halves`: windows never cross images or channels)."""
+    def one_half(half):
+        views = _views(pad2d(half, geom.pad_widths, -np.inf), geom)
+        return _window_maximum(views, geom, half.shape[-2:])
+
+    parts = halves(one_half, x)
+    if len(parts) == 1:
+        return parts[0]
+    return tuple(np.concatenate(pair) for pair in zip(*parts))
 
 
 def _flat_indices(chosen, geom, input_size):
@@ -165,12 +240,7 @@ def _flat_indices(chosen, geom, input_size):
 class _MaxPool2d(Function):
     @staticmethod
     def forward(ctx, x, geom, return_indices):
-        x_padded = pad2d(x, geom.pad_widths, -np.inf)
-        views = _views(x_padded, geom)
-        out = views[0].copy()
-        for view in views[1:]:
-            np.maximum(out, view, out=out)
-        chosen = _first_maximum(x_padded, out, geom, x.shape[-2:])
+        out, chosen = _max_pool_forward(x, geom)
         ctx.save_for_backward(chosen)
         ctx.geom, ctx.input_shape = geom, x.shape
         if return_indices:
@@ -296,15 +366,9 @@ class _AvgPool2d(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        geom = ctx.geom
         share = grad / ctx.divisor
-        (top, bottom), (left, right) = geom.pad_widths
-        shape = ctx.input_shape
-        grad_padded = np.zeros(shape[:-2] + (shape[-2] + top + bottom,
-                                             shape[-1] + left + right), grad.dtype)
-        for offset in kernel_offsets(geom.kernel):
-            add_to_offset(grad_padded, offset, geom.stride, geom.dilation, share)
-        return np.ascontiguousarray(unpad2d(grad_padded, geom.pad_widths)), None, None
+        pieces = [share] * len(kernel_offsets(ctx.geom.kernel))
+        return _scatter_to_input(pieces, ctx.geom, ctx.input_shape, grad.dtype), None, None
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
@@ -576,11 +640,8 @@ class _StochasticPool2dTest(Function):
         geom = ctx.geom
         # (2 a_i S - sum a^2) / S^2 = (2 a_i - s) / S
         scaled = np.where(positive, grad / safe_total, np.zeros((), grad.dtype))
-        grad_x = np.zeros_like(x)
-        for offset, view in zip(kernel_offsets(geom.kernel), _views(x, geom)):
-            add_to_offset(grad_x, offset, geom.stride, geom.dilation,
-                          scaled * (2 * view - out))
-        return grad_x, None
+        pieces = (scaled * (2 * view - out) for view in _views(x, geom))
+        return _scatter_to_input(pieces, geom, x.shape, grad.dtype), None
 
 
 def stochastic_pool2d(input, kernel_size, stride=None, training=True, rng=None):

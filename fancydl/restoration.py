@@ -39,6 +39,7 @@ import numbers
 import numpy as np
 
 from .autodiff import Function, Traced, value_of
+from .signal import next_fast_length
 from .validation import check_array, check_float_array, check_int, check_pair, check_real
 
 __all__ = ["wiener", "richardson_lucy", "inverse_filter", "transfer_function", "blur",
@@ -324,7 +325,7 @@ class _SameConvolution:
     def __init__(self, kernel, image_shape):
         self.shape = tuple(image_shape)
         self.offsets = tuple((k - 1) // 2 for k in kernel.shape)
-        self.lengths = tuple(_fast_length(n + k - 1 - (k - 1) // 2)
+        self.lengths = tuple(next_fast_length(n + k - 1 - (k - 1) // 2)
                              for n, k in zip(self.shape, kernel.shape))
         self.axes = _fourier_axes(kernel.ndim)
         self.spectrum = _unnormalized_fft(kernel, self.lengths)
@@ -338,22 +339,6 @@ class _SameConvolution:
         spectrum *= self.spectrum
         full = np.fft.irfftn(spectrum, s=self.lengths, axes=self.axes, norm="ortho")
         return full[self.window].astype(x.dtype, copy=False)
-
-
-def _fast_length(n):
-    """The smallest 2^a 3^b 5^c >= n: lengths the FFT handles fastest."""
-    best = 1 << max(n - 1, 0).bit_length()
-    power5 = 1
-    while power5 < best:
-        power35 = power5
-        while power35 < best:
-            candidate = power35
-            while candidate < n:
-                candidate *= 2
-            best = min(best, candidate)
-            power35 *= 3
-        power5 *= 5
-    return best
 
 
 def richardson_lucy(image, psf, num_iter=50, clip=True, filter_epsilon=None):

@@ -14,7 +14,8 @@ import numpy as np
 
 __all__ = ["effective_kernel_size", "conv_output_size", "conv_transpose_output_size",
            "receptive_field", "pool_output_size", "pad2d",
-           "unpad2d", "kernel_offsets", "offset_view", "add_to_offset"]
+           "unpad2d", "kernel_offsets", "offset_view", "add_to_offset", "stride_phases",
+           "phase_view", "phase_zeros", "merge_phases"]
 
 
 def effective_kernel_size(kernel_size, dilation=1):
@@ -180,3 +181,88 @@ def add_to_offset(grad_padded, offset, stride, dilation, values):
     """
     rows, cols = _offset_slices(offset, stride, dilation, values.shape[-2:])
     grad_padded[..., rows, cols] += values
+
+
+# --- stride phases: the same views, read with unit stride ---------------------------------
+#
+# With stride s, offset_view reads every s-th pixel of a row, a strided access that NumPy
+# runs several times slower than a contiguous one. Splitting the padded input once into
+# its s_H x s_W *phases* (phase (a, b) holds the pixels at rows a, a + s_H, ... and columns
+# b, b + s_W, ...) turns every offset view into a unit-stride block of one phase.
+
+def stride_phases(x_padded, stride):
+    """Split the last two axes into their stride phases, each a contiguous array.
+
+    Parameters
+    ----------
+    x_padded : ndarray of shape (..., Hp, Wp)
+    stride : (int, int)
+
+    Returns
+    -------
+    dict mapping (a, b) to ndarray of shape (..., ceil((Hp - a) / sH), ceil((Wp - b) / sW))
+        Phase (a, b) is ``x_padded[..., a::sH, b::sW]``. With stride 1 the single phase
+        is ``x_padded`` itself (no copy).
+    """
+    sh, sw = stride
+    if sh == sw == 1:
+        return {(0, 0): x_padded}
+    return {(a, b): np.ascontiguousarray(x_padded[..., a::sh, b::sw])
+            for a in range(sh) for b in range(sw)}
+
+
+def phase_view(phases, offset, stride, dilation, out_size):
+    """:func:`offset_view` read from :func:`stride_phases`: same values, unit stride.
+
+    Output position ``(h, w)`` reads padded row ``h*sH + i*dH``, which is row
+    ``h + (i*dH) // sH`` of phase ``(i*dH) % sH`` (the same for columns).
+
+    Returns
+    -------
+    ndarray of shape (..., H_out, W_out), a view of one phase (writable: adding to it
+    accumulates into that phase)
+    """
+    (sh, sw), (dh, dw), (oh, ow) = stride, dilation, out_size
+    row, col = offset[0] * dh, offset[1] * dw
+    plane = phases[(row % sh, col % sw)]
+    return plane[..., row // sh:row // sh + oh, col // sw:col // sw + ow]
+
+
+def phase_zeros(padded_shape, stride, dtype):
+    """Zero stride phases of an array of ``padded_shape``, to accumulate a gradient in."""
+    (sh, sw), (height, width) = stride, padded_shape[-2:]
+    return {(a, b): np.zeros(tuple(padded_shape[:-2]) + (len(range(a, height, sh)),
+                                                         len(range(b, width, sw))), dtype)
+            for a in range(sh) for b in range(sw)}
+
+
+def merge_phases(phases, padded_shape, stride, crop=((0, 0), (0, 0)), out=None):
+    """Inverse of :func:`stride_phases`, optionally cropping padding off as it goes.
+
+    Parameters
+    ----------
+    phases : dict from :func:`stride_phases` or :func:`phase_zeros`
+    padded_shape : tuple
+        Shape of the array the phases came from.
+    stride : (int, int)
+    crop : ((top, bottom), (left, right))
+        Padding to drop, as :func:`unpad2d` would (one copy instead of two).
+    out : ndarray, optional
+        Where to write the result (of ``padded_shape`` less the crop).
+
+    Returns
+    -------
+    ndarray of ``padded_shape`` less the crop
+    """
+    (sh, sw), ((top, bottom), (left, right)) = stride, crop
+    height, width = padded_shape[-2] - top - bottom, padded_shape[-1] - left - right
+    shape = tuple(padded_shape[:-2]) + (height, width)
+    merged = np.empty(shape, phases[(0, 0)].dtype) if out is None else out
+    for (a, b), plane in phases.items():
+        first_row, first_col = -(-(top - a) // sh), -(-(left - b) // sw)  # ceil division
+        first_row, first_col = max(first_row, 0), max(first_col, 0)
+        row0, col0 = a + sh * first_row - top, b + sw * first_col - left
+        rows, cols = len(range(row0, height, sh)), len(range(col0, width, sw))
+        merged[..., row0::sh, col0::sw] = plane[..., first_row:first_row + rows,
+                                                first_col:first_col + cols]
+    return merged

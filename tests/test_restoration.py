@@ -7,7 +7,6 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import fancydl
-from fancydl.restoration import _fast_length
 
 TOL = {np.float64: 1e-10, np.float32: 2e-4}
 
@@ -489,14 +488,3 @@ def test_bad_deconvolve_arguments():
         fancydl.deconvolve([1.0, 2.0], np.ones((2, 2)))
     with pytest.raises(TypeError, match="signal must hold numbers, got dtype <U1"):
         fancydl.deconvolve(["a"], [1.0])
-
-
-def test_fast_length_is_the_smallest_5_smooth_number():
-    def smooth(n):
-        for p in (2, 3, 5):
-            while n % p == 0:
-                n //= p
-        return n == 1
-    for n in range(1, 600):
-        expected = next(m for m in range(n, 2 * n + 2) if smooth(m))
-        assert _fast_length(n) == expected

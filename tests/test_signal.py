@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import fancydl
-from fancydl.signal import _next_fast_length
+from fancydl.signal import next_fast_length
 
 signal = pytest.importorskip("scipy.signal")
 
@@ -193,7 +193,7 @@ def test_next_fast_length_is_five_smooth_and_minimal():
                 n //= p
         return n == 1
     for n in range(1, 400):
-        fast = _next_fast_length(n)
+        fast = next_fast_length(n)
         assert fast >= n and smooth(fast)
         assert not any(smooth(m) for m in range(n, fast))
 
