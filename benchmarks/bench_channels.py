@@ -1,5 +1,6 @@
-"""Channel operators: depthwise conv2d (target <= 5x PyTorch, forward), separable vs
-standard convolution, channel_shuffle and squeeze-and-excitation, all float32.
+"""Channel operators: depthwise conv2d (target <= 5x PyTorch, forward; issue 11:
+forward+backward at (16, 128, 32, 32) <= 2x), separable vs standard convolution,
+channel_shuffle and squeeze-and-excitation, all float32.
 
 The depthwise case goes through the public ``fancydl.conv2d`` (groups == C_in), so
 it measures whatever path conv2d takes for it.
@@ -15,6 +16,14 @@ wd = rng.standard_normal((128, 1, 3, 3)).astype(np.float32)
 wp = rng.standard_normal((128, 128, 1, 1)).astype(np.float32)
 ws = rng.standard_normal((128, 128, 3, 3)).astype(np.float32)
 g = rng.standard_normal((32, 128, 32, 32)).astype(np.float32)
+"""
+
+_DEPTHWISE_16 = """
+import numpy as np
+rng = np.random.default_rng(0)
+x = rng.standard_normal((16, 128, 32, 32)).astype(np.float32)
+wd = rng.standard_normal((128, 1, 3, 3)).astype(np.float32)
+g = rng.standard_normal((16, 128, 32, 32)).astype(np.float32)
 """
 
 _SE = """
@@ -45,7 +54,24 @@ CASES = [
         torch_stmt="F.conv2d(T['x'], T['wd'], padding=1, groups=128)",
     ),
     Case(
-        name="depthwise conv2d fwd+bwd (same shapes)",
+        name="depthwise conv2d fwd+bwd x(16,128,32,32) w(128,1,3,3) p=1",
+        target=2.0,
+        fancydl_setup=_DEPTHWISE_16 + _FANCYDL + """
+def step():
+    out, pullback = fancydl.vjp(lambda a, b: fancydl.conv2d(a, b, padding=1, groups=128),
+                                x, wd)
+    return pullback(g)
+""",
+        fancydl_stmt="step()",
+        torch_setup=_DEPTHWISE_16 + _TORCH + """
+xt, wt = T['x'].requires_grad_(), T['wd'].requires_grad_()
+def step():
+    return torch.autograd.grad(F.conv2d(xt, wt, padding=1, groups=128), (xt, wt), T['g'])
+""",
+        torch_stmt="step()",
+    ),
+    Case(
+        name="depthwise conv2d fwd+bwd x(32,128,32,32) (same shapes as above)",
         target=None,
         fancydl_setup=_DEPTHWISE + _FANCYDL + """
 def step():

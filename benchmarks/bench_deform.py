@@ -37,7 +37,7 @@ def train_step():
 
 _GRID_SAMPLE = _DATA + """
 import torch
-from fancydl.deform import _deform_conv2d_torch as reference
+from fancydl.references import _deform_conv2d_torch as reference
 tx, to, tw, tb, tm = (torch.tensor(a, requires_grad=True) for a in (x, offset, w, b, mask))
 tg = torch.tensor(g)
 def forward():

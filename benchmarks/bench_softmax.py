@@ -1,4 +1,6 @@
-"""cross_entropy forward + backward at (4096, 1000), float32: target <= 2x PyTorch."""
+"""The softmax family, float32, against PyTorch. Targets: cross_entropy forward +
+backward at (4096, 1000) <= 2x; log_softmax forward + backward at (65536, 1000)
+(262 MB per array) <= 1.5x."""
 
 from harness import Case
 
@@ -7,6 +9,13 @@ import numpy as np
 rng = np.random.default_rng(0)
 logits = rng.standard_normal((4096, 1000)).astype(np.float32)
 target = rng.integers(0, 1000, 4096)
+"""
+
+_LARGE = """
+import numpy as np
+rng = np.random.default_rng(0)
+logits = rng.standard_normal((65536, 1000), dtype=np.float32)
+grad = rng.standard_normal((65536, 1000), dtype=np.float32)
 """
 
 CASES = [
@@ -28,6 +37,26 @@ t = torch.tensor(target)
 def step():
     x.grad = None
     torch.nn.functional.cross_entropy(x, t).backward()
+""",
+        torch_stmt="step()",
+    ),
+    Case(
+        name="log_softmax fwd+bwd (65536, 1000) float32",
+        target=1.5,
+        fancydl_setup=_LARGE + """
+import fancydl
+def step():
+    out, pullback = fancydl.vjp(fancydl.log_softmax, logits, 1)
+    return pullback(grad)
+""",
+        fancydl_stmt="step()",
+        torch_setup=_LARGE + """
+import torch
+x = torch.tensor(logits, requires_grad=True)
+g = torch.tensor(grad)
+def step():
+    out = torch.nn.functional.log_softmax(x, 1)
+    return torch.autograd.grad(out, x, g)
 """,
         torch_stmt="step()",
     ),

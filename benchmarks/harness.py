@@ -3,27 +3,60 @@
 A benchmark module ``benchmarks/bench_<topic>.py`` defines ``CASES``, a list of
 :class:`Case`. For each case, each side runs in its own subprocess (in one process,
 PyTorch's CPU kernels were measured up to 17x slower right after heavy NumPy work):
-the setup code runs once, then the statement is timed with ``timeit`` and the best
-of several repeats is kept. The ratio is fancydl's time over PyTorch's.
+the setup code runs once, then the statement is timed with ``timeit`` over several
+repeats. The ratio is fancydl's best time over the baseline's best time; the median
+of the repeats is kept too, as a measure of the noise, and so is each process's peak
+resident memory (setup included). :func:`environment` records what the numbers
+depend on: CPU, cores, NumPy and its BLAS, PyTorch and its threads, the load.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import textwrap
 
 _TIMER = textwrap.dedent("""
-    import json, timeit
+    import json, resource, statistics, timeit
     {setup}
     timer = timeit.Timer({stmt!r}, globals=globals())
     number, _ = timer.autorange()
     number = max(1, number // 4)
-    best = min(timer.repeat(repeat={repeat}, number=number)) / number
-    print(json.dumps(best))
+    times = [t / number for t in timer.repeat(repeat={repeat}, number=number)]
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({{"best": min(times), "median": statistics.median(times),
+                      "peak_mb": peak_mb}}))
 """)
+
+_ENVIRONMENT = textwrap.dedent("""
+    import json, os, platform
+    import numpy, threadpoolctl
+    info = {"python": platform.python_version(), "machine": platform.machine(),
+            "numpy": numpy.__version__,
+            "blas": [{k: lib.get(k) for k in ("internal_api", "version", "num_threads",
+                                               "threading_layer", "architecture")}
+                     for lib in threadpoolctl.threadpool_info()
+                     if lib.get("user_api") == "blas"]}
+    import fancydl.parallel
+    info["fancydl_threads"] = {"usable_cores": fancydl.parallel.usable_cores(),
+                               "threaded_size": fancydl.parallel.THREADED_SIZE}
+    try:
+        import torch
+    except ImportError:
+        info["torch"] = None
+    else:
+        info["torch"] = {"version": torch.__version__,
+                         "num_threads": torch.get_num_threads(),
+                         "num_interop_threads": torch.get_num_interop_threads()}
+    print(json.dumps(info))
+""")
+
+#: Environment variables that change thread counts, reported when set.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "NUMEXPR_NUM_THREADS")
 
 
 @dataclasses.dataclass
@@ -53,9 +86,7 @@ class Case:
     baseline: str = "torch"
 
 
-def time_fresh(setup, stmt, repeat=5):
-    """Best time per call of ``stmt`` (seconds), in a fresh interpreter."""
-    code = _TIMER.format(setup=textwrap.dedent(setup), stmt=stmt, repeat=repeat)
+def _run(code):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=False)
     if done.returncode != 0:
@@ -63,11 +94,92 @@ def time_fresh(setup, stmt, repeat=5):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def time_fresh(setup, stmt, repeat=5):
+    """Time ``stmt`` in a fresh interpreter after running ``setup`` once.
+
+    Returns
+    -------
+    dict
+        ``best`` and ``median`` seconds per call over ``repeat`` repeats, and
+        ``peak_mb``, the process's peak resident memory in MiB.
+    """
+    return _run(_TIMER.format(setup=textwrap.dedent(setup), stmt=stmt, repeat=repeat))
+
+
 def measure(case, repeat=5):
-    """Time both sides of ``case``; returns a dict with the times and the ratio."""
+    """Time both sides of ``case``, each in a fresh process.
+
+    Returns
+    -------
+    dict
+        name, times in ms (best and median of the repeats), peak memory in MiB, the
+        ratio of the best times, the target and whether it is met (None: no target).
+    """
     ours = time_fresh(case.fancydl_setup, case.fancydl_stmt, repeat)
     theirs = time_fresh(case.torch_setup, case.torch_stmt, repeat)
-    ratio = ours / theirs
+    ratio = ours["best"] / theirs["best"]
     met = None if case.target is None else ratio <= case.target
-    return {"name": case.name, "fancydl_ms": ours * 1e3, "baseline_ms": theirs * 1e3,
-            "baseline": case.baseline, "ratio": ratio, "target": case.target, "met": met}
+    return {"name": case.name, "baseline": case.baseline,
+            "fancydl_ms": ours["best"] * 1e3, "fancydl_median_ms": ours["median"] * 1e3,
+            "baseline_ms": theirs["best"] * 1e3,
+            "baseline_median_ms": theirs["median"] * 1e3,
+            "fancydl_peak_mb": ours["peak_mb"], "baseline_peak_mb": theirs["peak_mb"],
+            "ratio": ratio, "target": case.target, "met": met}
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or "unknown"
+
+
+def environment():
+    """What the timings depend on, measured in a fresh interpreter (as the cases are).
+
+    Returns
+    -------
+    dict
+        cpu model, logical cores (and those this process may use), Python, NumPy and
+        its BLAS libraries (threadpoolctl: library, version, threads), fancydl's own
+        threading, PyTorch's version and thread counts, thread-count environment
+        variables, the load average.
+    """
+    info = _run(_ENVIRONMENT)
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    info.update(cpu=_cpu_model(), cores=os.cpu_count(), usable_cores=usable,
+                thread_variables={v: os.environ[v] for v in THREAD_VARIABLES
+                                  if v in os.environ},
+                load=os.getloadavg() if hasattr(os, "getloadavg") else None)
+    return info
+
+
+def describe(info):
+    """:func:`environment`'s dict as Markdown lines."""
+    blas = "; ".join(f"{b['internal_api']} {b['version']} ({b['threading_layer']}, "
+                     f"{b['architecture']}, {b['num_threads']} threads)"
+                     for b in info["blas"]) or "none found"
+    torch = info["torch"]
+    torch_line = ("not installed" if torch is None else
+                  f"{torch['version']}, {torch['num_threads']} intra-op threads, "
+                  f"{torch['num_interop_threads']} inter-op threads")
+    variables = ", ".join(f"{k}={v}" for k, v in info["thread_variables"].items()) or \
+        "none set"
+    load = "unknown" if info["load"] is None else \
+        ", ".join(f"{x:.2f}" for x in info["load"])
+    ours = info["fancydl_threads"]
+    halves = ("the two halves of large arrays on two threads" if ours["usable_cores"] > 1
+              else "one thread")
+    return [f"- CPU: {info['cpu']} ({info['machine']}), {info['cores']} logical cores, "
+            f"{info['usable_cores']} usable",
+            f"- Python {info['python']}; NumPy {info['numpy']}; BLAS: {blas}",
+            f"- fancydl: {halves} (fancydl.parallel, arrays of at least "
+            f"{ours['threaded_size']} values)",
+            f"- PyTorch: {torch_line}",
+            f"- Thread environment variables: {variables}",
+            f"- Load average (1, 5, 15 min) when the run started: {load}"]

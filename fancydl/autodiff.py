@@ -1,15 +1,17 @@
-"""Reverse-mode differentiation over NumPy arrays: ``vjp``, ``Function`` and ``gradcheck``.
+"""Reverse-mode differentiation over NumPy arrays: ``vjp``, ``value_and_grad`` and friends.
 
 The design follows micrograd and ``torch.autograd.Function``:
 
-* ``vjp(f, *args)`` wraps every floating-point positional array in a :class:`Traced`
-  value and calls ``f``.
+* ``vjp(f, *args)`` wraps every floating-point array among the positional arguments
+  (which may be nested dicts, lists and tuples of arrays, see :mod:`fancydl.tree`) in
+  a :class:`Traced` value and calls ``f``.
 * Every fancydl operator is a :class:`Function` with a ``forward`` and a hand-written
   ``backward`` side by side. When an operator receives a ``Traced`` input, ``apply``
   records a node that remembers its parents and its ``ctx``; on plain arrays it just
   computes.
 * The pullback walks the recorded graph in reverse topological order, calling each
-  node's ``backward`` with the gradient of its output and accumulating the gradients
+  node's ``backward`` with the gradient of its output, checking what it returns (one
+  gradient per input, of the input's shape and dtype) and accumulating the gradients
   of its inputs.
 
 Nothing here knows about any particular operator; the operators live in their own
@@ -18,143 +20,130 @@ modules and only subclass :class:`Function`.
 
 from __future__ import annotations
 
+import functools
+import inspect
+import numbers
+import zlib
+
 import numpy as np
 
-__all__ = ["Function", "Traced", "vjp", "gradcheck", "GradcheckReport", "value_of",
-           "is_traced"]
+from ._traced import Traced, constant_of, is_traced, value_of
+from .tree import tree_flatten
+
+__all__ = ["Function", "Traced", "vjp", "value_and_grad", "grad", "gradcheck",
+           "GradcheckReport", "value_of", "constant_of", "is_traced"]
 
 
-class Traced:
-    """A NumPy array whose operations are being recorded by :func:`vjp`.
+# --- in-place modification guards ---------------------------------------------------
 
-    Only fancydl operators understand a ``Traced`` value; NumPy functions refuse it
-    with a ``TypeError`` rather than silently dropping the gradient.
+def _root(array):
+    """The array that owns ``array``'s memory (``array`` itself unless it is a view)."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
 
-    Attributes
-    ----------
-    value : numpy.ndarray
-        The array itself.
-    node : _Node or None
-        The operation that produced it (None for a leaf, i.e. an argument of ``vjp``).
+
+def _checksum(array):
+    """CRC-32 of the bytes of ``array`` (about 6 GB/s: 1.2 ms for 8 MB)."""
+    data = array if array.flags.c_contiguous else np.ascontiguousarray(array)
+    return zlib.crc32(data.reshape(-1).view(np.uint8)) if data.size else 0
+
+
+def _saved_arrays(ctx):
+    """The arrays ``forward`` left on ``ctx`` (saved, or as attributes, one level deep)."""
+    found = []
+    for value in (*ctx.saved, *vars(ctx).values()):
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        found.extend(v for v in items if isinstance(v, np.ndarray))
+    return found
+
+
+class _Guard:
+    """A caller-visible array that some ``backward`` reads, with its forward checksum."""
+
+    __slots__ = ("array", "checksum", "argument")
+
+    def __init__(self, array, argument):
+        self.array = array
+        self.argument = argument
+        self.checksum = _checksum(array)
+
+    def verify(self, operator, verified):
+        """Raise if the array changed since the checksum (once per pullback call)."""
+        if id(self) in verified:
+            return
+        if _checksum(self.array) != self.checksum:
+            raise RuntimeError(
+                f"{operator}: {self.argument} (an array of shape {self.array.shape}) was "
+                f"modified in place after the forward pass of fancydl.vjp, but the "
+                f"backward of {operator} needs its forward-time value. Do not change it "
+                f"before calling the pullback (write w = w * 2 rather than w *= 2), or "
+                f"call fancydl.vjp again")
+        verified.add(id(self))
+
+
+class _Tape:
+    """The caller-visible arrays of one :func:`vjp` call, by the array owning their memory.
+
+    They are the arguments of ``vjp`` and the untraced arrays passed to recorded
+    operators; every other array of the forward pass is an intermediate the caller
+    cannot reach. A node whose ``ctx`` keeps (a view of) one of them gets a guard.
     """
 
-    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        """``ndarray + traced`` and friends: route NumPy's arithmetic to fancydl."""
-        from . import elementwise
-        arithmetic = {np.add: elementwise.add, np.subtract: elementwise.sub,
-                      np.multiply: elementwise.mul, np.true_divide: elementwise.div,
-                      np.matmul: elementwise.matmul}
-        if method == "__call__" and ufunc in arithmetic and not kwargs:
-            return arithmetic[ufunc](*inputs)
-        raise TypeError(
-            f"numpy.{ufunc.__name__} got a traced fancydl value inside fancydl.vjp; "
-            "use the fancydl operator instead (fancydl.exp, fancydl.sum, ...) so that "
-            "its gradient is recorded")
+    def __init__(self):
+        self.by_root = {}  # id(root) -> (root, [(name, array)], [guards] or None)
 
-    def __init__(self, value, node=None):
-        self.value = value
-        self.node = node
+    def register(self, name, array):
+        if array.dtype.hasobject:  # no stable bytes to checksum
+            return
+        root = _root(array)
+        entry = self.by_root.setdefault(id(root), (root, [], []))
+        if not any(a is array for _, a in entry[1]):
+            entry[1].append((name, array))
+            entry[2].clear()  # a new array under this root: guards made on first need
 
-    shape = property(lambda self: self.value.shape)
-    ndim = property(lambda self: self.value.ndim)
-    dtype = property(lambda self: self.value.dtype)
-    size = property(lambda self: self.value.size)
-
-    def __len__(self):
-        return len(self.value)
-
-    def __repr__(self):
-        return f"Traced({self.value!r})"
-
-    def __array__(self, dtype=None, copy=None):
-        raise TypeError(
-            "a traced fancydl value reached a NumPy function inside fancydl.vjp; "
-            "use the fancydl operator instead (fancydl.exp, fancydl.sum, ...) so that "
-            "its gradient is recorded")
-
-    # Arithmetic delegates to the differentiable elementwise operators.
-    def __add__(self, other):
-        from .elementwise import add
-        return add(self, other)
-
-    def __radd__(self, other):
-        from .elementwise import add
-        return add(other, self)
-
-    def __sub__(self, other):
-        from .elementwise import sub
-        return sub(self, other)
-
-    def __rsub__(self, other):
-        from .elementwise import sub
-        return sub(other, self)
-
-    def __mul__(self, other):
-        from .elementwise import mul
-        return mul(self, other)
-
-    def __rmul__(self, other):
-        from .elementwise import mul
-        return mul(other, self)
-
-    def __truediv__(self, other):
-        from .elementwise import div
-        return div(self, other)
-
-    def __rtruediv__(self, other):
-        from .elementwise import div
-        return div(other, self)
-
-    def __neg__(self):
-        from .elementwise import neg
-        return neg(self)
-
-    def __matmul__(self, other):
-        from .elementwise import matmul
-        return matmul(self, other)
-
-    def __rmatmul__(self, other):
-        from .elementwise import matmul
-        return matmul(other, self)
-
-    def __getitem__(self, index):
-        from .elementwise import getitem
-        return getitem(self, index)
-
-    def sum(self, dim=None, keepdim=False):
-        from .elementwise import sum as _sum
-        return _sum(self, dim, keepdim)
-
-    def mean(self, dim=None, keepdim=False):
-        from .elementwise import mean
-        return mean(self, dim, keepdim)
-
-    def reshape(self, *shape):
-        from .elementwise import reshape
-        return reshape(self, shape[0] if len(shape) == 1 else shape)
+    def guards_for(self, ctx):
+        found = []
+        for saved in _saved_arrays(ctx):
+            entry = self.by_root.get(id(_root(saved)))
+            if entry is None:
+                continue
+            root, arrays, guards = entry
+            if not guards:
+                guards.extend(_Guard(a, name) for name, a in arrays)
+            found.extend(g for g in guards if g not in found)
+        return tuple(found)
 
 
-def is_traced(x):
-    """True if ``x`` is a value recorded by :func:`vjp`."""
-    return isinstance(x, Traced)
+_tapes = []  # the tapes of the vjp calls whose f is running (nested calls stack up)
 
 
-def value_of(x):
-    """The plain NumPy value of ``x`` (itself if it is not traced)."""
-    return x.value if isinstance(x, Traced) else x
-
+# --- the recorded graph ---------------------------------------------------------------
 
 class _Node:
     """One recorded call: the function, its context and the traced inputs."""
 
-    __slots__ = ("function", "ctx", "parents", "n_outputs", "output_meta")
+    __slots__ = ("function", "ctx", "parents", "n_inputs", "n_outputs", "output_meta",
+                 "guards")
 
-    def __init__(self, function, ctx, parents, output_meta):
+    def __init__(self, function, ctx, parents, n_inputs, output_meta, guards):
         self.function = function
         self.ctx = ctx
         self.parents = parents          # {positional index: Traced}
+        self.n_inputs = n_inputs
         self.output_meta = output_meta  # [(shape, dtype) or None] per output
         self.n_outputs = len(output_meta)
+        self.guards = guards
+
+
+class _OutputRef:
+    """Which output of which node a traced value is."""
+
+    __slots__ = ("node", "index")
+
+    def __init__(self, node, index):
+        self.node = node
+        self.index = index
 
 
 class Context:
@@ -170,9 +159,39 @@ class Context:
     def __init__(self, needs_input_grad):
         self.needs_input_grad = needs_input_grad
         self.saved = ()
+        self.zero_gradient = frozenset()
 
     def save_for_backward(self, *arrays):
         self.saved = arrays
+
+    def mark_zero_gradient(self, *positions):
+        """Declare that the output does not depend on these positional arguments (e.g.
+        the running statistics of a batch norm in training), so that ``backward`` may
+        return None for them although they are traced: their gradient is zero. For any
+        other traced argument a None from ``backward`` is an error, never a silent zero.
+        """
+        self.zero_gradient = self.zero_gradient | frozenset(positions)
+
+
+@functools.lru_cache(maxsize=None)
+def _argument_names(function):
+    """Names of ``forward``'s positional parameters after ``ctx``, for messages."""
+    try:
+        params = list(inspect.signature(function.forward).parameters.values())[1:]
+    except (TypeError, ValueError):  # pragma: no cover - builtins only
+        return ()
+    return tuple(p.name for p in params
+                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+def _function_name(function):
+    return function.__name__.lstrip("_")
+
+
+def _describe_argument(function, index):
+    names = _argument_names(function)
+    return (f"argument {index} ({names[index]!r})" if index < len(names)
+            else f"argument {index}")
 
 
 class Function:
@@ -195,7 +214,13 @@ class Function:
     ``forward`` receives plain NumPy arrays and returns an array or a tuple of arrays
     (integer outputs, such as pooling indices, are never differentiated).
     ``backward`` receives one upstream gradient per output and returns one gradient
-    per positional argument of ``forward`` (None where there is none).
+    per positional argument of ``forward`` (None where there is none). Each gradient
+    must have its argument's shape and dtype: the pullback checks this, as PyTorch
+    does, and raises an error naming the Function and the argument otherwise.
+    A None for a traced argument is an error too (it would be a silent zero), unless
+    ``forward`` declared with ``ctx.mark_zero_gradient(i)`` that its output does not
+    depend on argument ``i``. Only positional arguments are differentiated: a traced
+    keyword argument (or a traced array inside a list argument) is an error.
     """
 
     @staticmethod
@@ -209,6 +234,7 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         """Run ``forward``; record a node when any positional argument is traced."""
+        _refuse_hidden_traced(cls, args, kwargs)
         needs = tuple(isinstance(a, Traced) for a in args)
         plain = tuple(value_of(a) for a in args)
         ctx = Context(needs)
@@ -221,20 +247,42 @@ class Function:
                np.asarray(out) if isinstance(out, np.generic) else out)
         outputs = out if isinstance(out, tuple) else (out,)
         meta = [(o.shape, o.dtype) if _is_float_array(o) else None for o in outputs]
-        node = _Node(cls, ctx, {i: a for i, a in enumerate(args) if needs[i]}, meta)
+        node = _Node(cls, ctx, {i: a for i, a in enumerate(args) if needs[i]}, len(args),
+                     meta, _record_guards(cls, ctx, args, kwargs))
         wrapped = tuple(Traced(o, _OutputRef(node, k)) if meta[k] is not None else o
                         for k, o in enumerate(outputs))
         return wrapped if isinstance(out, tuple) else wrapped[0]
 
 
-class _OutputRef:
-    """Which output of which node a traced value is."""
+def _record_guards(cls, ctx, args, kwargs):
+    """Register the untraced arrays passed to ``cls`` with the running :func:`vjp`'s
+    tape, and return guards for the caller-visible arrays ``ctx`` keeps."""
+    if not _tapes:
+        return ()
+    tape, name = _tapes[-1], _function_name(cls)
+    for i, a in enumerate(args):
+        if isinstance(a, np.ndarray):
+            tape.register(f"{_describe_argument(cls, i)} of {name}", a)
+    for k, v in kwargs.items():
+        if isinstance(v, np.ndarray):
+            tape.register(f"argument {k!r} of {name}", v)
+    return tape.guards_for(ctx)
 
-    __slots__ = ("node", "index")
 
-    def __init__(self, node, index):
-        self.node = node
-        self.index = index
+def _refuse_hidden_traced(cls, args, kwargs):
+    """A traced value where ``apply`` cannot record it (a keyword, inside a list) would
+    get no gradient: refuse it."""
+    places = [(k, v) for k, v in kwargs.items()]
+    places += [(i, a) for i, a in enumerate(args) if isinstance(a, (list, tuple))]
+    for where, value in places:
+        items = value if isinstance(value, (list, tuple)) else (value,)
+        if any(isinstance(v, Traced) for v in items):
+            where = (f"keyword argument {where!r}" if isinstance(where, str)
+                     else _describe_argument(cls, where))
+            raise TypeError(
+                f"{_function_name(cls)}: {where} is traced by fancydl.vjp, but only a "
+                f"positional array argument can be differentiated (its gradient would "
+                f"silently be zero); pass it as a plain array")
 
 
 def _is_float_array(x):
@@ -260,9 +308,7 @@ def _topological_order(roots):
     return order[::-1]
 
 
-def _flatten_outputs(out):
-    return list(out) if isinstance(out, tuple) else [out]
-
+# --- vjp --------------------------------------------------------------------------------
 
 def vjp(f, *args, **kwargs):
     """Evaluate ``f(*args, **kwargs)`` and return its vector-Jacobian product.
@@ -272,20 +318,51 @@ def vjp(f, *args, **kwargs):
     f : callable
         Any Python function built from fancydl operators.
     *args
-        Positional arguments. Every floating-point ``numpy.ndarray`` among them is
-        differentiated; anything else (ints, index arrays, None) is passed through.
+        Positional arguments. Each may be an array or a tree of them: nested dicts,
+        lists and tuples (see :mod:`fancydl.tree`), e.g. a dict of parameters. Every
+        floating-point ``numpy.ndarray`` leaf is differentiated; any other leaf (int
+        arrays, numbers, None, strings) is passed through.
     **kwargs
         Passed to ``f`` unchanged and never differentiated.
 
     Returns
     -------
-    out : ndarray or tuple of ndarray
-        ``f``'s result as plain arrays.
+    out : ndarray or tree of ndarray
+        ``f``'s result as plain arrays, in ``f``'s structure (an array, or nested
+        tuples, lists and dicts of arrays).
     pullback : callable
-        ``pullback(grad_out)`` takes an upstream gradient of ``out``'s shape (a tuple
-        of them if ``out`` is a tuple; None for an output that does not matter) and
-        returns a tuple with one entry per positional argument: the gradient, of the
-        argument's shape, or None where the argument is not a float array.
+        ``pullback(grad_out)`` takes an upstream gradient with ``out``'s structure,
+        each leaf of its output's shape (None for an output, or a whole subtree, that
+        does not matter) and returns a tuple with one entry per positional argument,
+        with that argument's structure: the gradient of each float array leaf, of its
+        shape and dtype (zeros where the output does not depend on it), and None for
+        every other leaf. It may be called any number of times.
+
+    Raises
+    ------
+    TypeError
+        From an operator that receives a traced value it cannot differentiate (rather
+        than a silently zero gradient).
+    RuntimeError
+        From the pullback, when an array that a backward needs was modified in place
+        after the forward pass (see Notes).
+
+    Notes
+    -----
+    Saved arrays are protected as in PyTorch: when an operator's ``ctx`` keeps an
+    array the caller also holds (an argument of ``vjp``, an untraced array passed to
+    the operator, or an output returned in ``out``), a CRC-32 checksum of it is taken
+    after the forward pass and checked before its backward runs; a changed array
+    (``w *= 2`` between ``vjp`` and the pullback) raises a ``RuntimeError`` naming the
+    operator and the argument instead of giving gradients at the new values. The cost
+    is one checksum of each such array per forward and per pullback, and no extra
+    memory; intermediate values, which the caller cannot reach, are never
+    checksummed. Measured (float32, 2-core machine under load): conv2d forward and
+    backward on (32, 64, 32, 32) with a 3x3 kernel checksums its input and weight
+    (16 MiB in all), 0.2-4.5% of the step's time; cross_entropy on (4096, 1000)
+    keeps no caller array, so costs nothing; peak memory unchanged in both. An array
+    used only by plain NumPy code inside ``f`` (not passed to a fancydl operator) is
+    not watched.
 
     Examples
     --------
@@ -295,24 +372,91 @@ def vjp(f, *args, **kwargs):
     >>> gx, gdim = pullback(np.array([1.0, 0.0, 0.0]))
     >>> gdim is None
     True
+
+    Parameters can be a dict; the gradient comes back as a dict:
+
+    >>> params = {"w": np.array([[1.0, 2.0]]), "b": np.array([0.5])}
+    >>> def model(params, x):
+    ...     return fancydl.linear(x, params["w"], params["b"])
+    >>> out, pullback = fancydl.vjp(model, params, np.array([[3.0, 4.0]]))
+    >>> grads, grad_x = pullback(np.ones((1, 1)))
+    >>> grads["w"], grads["b"]
+    (array([[3., 4.]]), array([1.]))
     """
+    return _vjp(f, args, kwargs, range(len(args)), "vjp")
+
+
+def _vjp(f, args, kwargs, differentiated, caller):
+    """:func:`vjp` tracing only the positional arguments in ``differentiated``."""
     if not callable(f):
-        raise TypeError(f"vjp: f must be callable, got {type(f).__name__}")
-    leaves = [Traced(a) if _is_float_array(a) else None for a in args]
-    traced_args = [leaf if leaf is not None else a for leaf, a in zip(leaves, args)]
-    result = f(*traced_args, **kwargs)
-    outputs = _flatten_outputs(result)
-    plain = tuple(value_of(o) for o in outputs)
-    out = plain if isinstance(result, tuple) else plain[0]
+        raise TypeError(f"{caller}: f must be callable, got {type(f).__name__}")
+    differentiated = set(differentiated)
+    arg_defs, arg_leaves, call_args = [], [], []
+    for i, a in enumerate(args):
+        if i not in differentiated:
+            arg_defs.append(None)
+            arg_leaves.append(None)
+            call_args.append(a)
+            continue
+        leaves, treedef = tree_flatten(a)
+        traced = [Traced(x) if _is_float_array(x) else None for x in leaves]
+        arg_defs.append(treedef)
+        arg_leaves.append(traced)
+        call_args.append(treedef.unflatten(t if t is not None else x
+                                           for t, x in zip(traced, leaves)))
+    tape = _Tape()
+    for i, traced in enumerate(arg_leaves):
+        for j, t in enumerate(traced or ()):
+            if t is not None:
+                tape.register(f"argument {i}" + (f" (leaf {j})" if arg_defs[i].kind
+                                                 else "") + f" of {caller}", t.value)
+    _tapes.append(tape)
+    try:
+        result = f(*call_args, **kwargs)
+    finally:
+        _tapes.pop()
+    outputs, out_def = tree_flatten(result)
+    out = out_def.unflatten(value_of(o) for o in outputs)
+    output_guards = _output_guards(outputs)
 
     def pullback(grad_out):
-        grads_out = _flatten_outputs(grad_out) if isinstance(result, tuple) else [grad_out]
-        if len(grads_out) != len(outputs):
-            raise ValueError(f"pullback: expected {len(outputs)} upstream gradients, "
-                             f"got {len(grads_out)}")
-        return _backpropagate(outputs, grads_out, args, leaves)
+        upstream = out_def.flatten_up_to(grad_out, "pullback: grad_out",
+                                         none_is_subtree=True)
+        verified = set()
+        for node, guard in output_guards:
+            guard.verify(_function_name(node.function), verified)
+        grads = _backpropagate(outputs, upstream, verified)
+        return tuple(None if treedef is None else treedef.unflatten(
+                         _leaf_gradient(t, grads) for t in traced)
+                     for treedef, traced in zip(arg_defs, arg_leaves))
 
     return out, pullback
+
+
+def _leaf_gradient(traced, grads):
+    """The gradient of one argument leaf: None if untraced, zeros if unreached."""
+    if traced is None:
+        return None
+    grad = grads.get(id(traced))
+    return np.zeros_like(traced.value) if grad is None else grad
+
+
+def _output_guards(outputs):
+    """Guards for returned outputs that some recorded ``ctx`` keeps (``Exp`` keeps its
+    result, which the caller receives in ``out`` and could change in place)."""
+    returned = {id(_root(o.value)): o.value for o in outputs
+                if isinstance(o, Traced) and o.node is not None}
+    if not returned:
+        return []
+    roots = [o.node.node for o in outputs if isinstance(o, Traced) and o.node is not None]
+    guards, guarded = [], set()
+    for node in _topological_order(roots):
+        for a in _saved_arrays(node.ctx):
+            key = id(_root(a))
+            if key in returned and key not in guarded:
+                guarded.add(key)
+                guards.append((node, _Guard(returned[key], "its output")))
+    return guards
 
 
 def _check_upstream(grad, output, position):
@@ -323,7 +467,45 @@ def _check_upstream(grad, output, position):
     return grad.astype(output.dtype, copy=False)
 
 
-def _backpropagate(outputs, grads_out, args, leaves):
+def _checked_gradients(node, input_grads):
+    """Check ``backward``'s results as PyTorch does: one per input, right shape/dtype."""
+    name = _function_name(node.function)
+    if not isinstance(input_grads, tuple):
+        input_grads = (input_grads,)
+    extra = input_grads[node.n_inputs:]
+    if len(input_grads) < node.n_inputs or any(g is not None for g in extra):
+        raise ValueError(f"{name}.backward returned {len(input_grads)} gradients, "
+                         f"expected {node.n_inputs} (one per positional argument of "
+                         f"forward, None where there is none)")
+    checked = {}
+    for i, parent in node.parents.items():
+        g = input_grads[i]
+        where = _describe_argument(node.function, i)
+        if g is None and i in node.ctx.zero_gradient:
+            continue
+        if g is None:
+            raise TypeError(f"{name}.backward returned None for {where}, which is traced "
+                            f"by fancydl.vjp: its gradient would silently be zero. Return "
+                            f"ctx.mark_zero_gradient({i}) in forward if that is the true "
+                            f"gradient, or refuse a traced {where} in the operator "
+                            f"(fancydl.autodiff.constant_of)")
+        if isinstance(g, np.generic):
+            g = np.asarray(g)
+        if not isinstance(g, np.ndarray):
+            raise TypeError(f"{name}.backward returned a {type(g).__name__} as the "
+                            f"gradient of {where}, expected a numpy.ndarray")
+        if g.shape != parent.shape:
+            raise ValueError(f"{name}.backward returned a gradient of shape {g.shape} for "
+                             f"{where}, expected the argument's shape {parent.shape}")
+        if g.dtype != parent.dtype:
+            raise TypeError(f"{name}.backward returned a gradient of dtype {g.dtype} for "
+                            f"{where}, expected the argument's dtype {parent.dtype}")
+        checked[i] = g
+    return checked
+
+
+def _backpropagate(outputs, upstream, verified):
+    """Gradients of the leaves, ``{id(leaf Traced): gradient}``."""
     grads = {}  # id(node) -> list of gradients per output; id(leaf) -> gradient
 
     def accumulate(traced, grad):
@@ -336,7 +518,7 @@ def _backpropagate(outputs, grads_out, args, leaves):
         slots[ref.index] = grad if slots[ref.index] is None else slots[ref.index] + grad
 
     roots = []
-    for k, (o, g) in enumerate(zip(outputs, grads_out)):
+    for k, (o, g) in enumerate(zip(outputs, upstream)):
         if g is None or not isinstance(o, Traced):
             continue
         accumulate(o, _check_upstream(g, o.value, k))
@@ -347,25 +529,147 @@ def _backpropagate(outputs, grads_out, args, leaves):
         slots = grads.pop(id(node), None)
         if slots is None:
             continue
-        upstream = [g if g is not None else
-                    (np.zeros(m[0], m[1]) if m is not None else None)
-                    for g, m in zip(slots, node.output_meta)]
-        input_grads = node.function.backward(node.ctx, *upstream)
-        if not isinstance(input_grads, tuple):
-            input_grads = (input_grads,)
-        for i, parent in node.parents.items():
-            g = input_grads[i] if i < len(input_grads) else None
-            if g is not None:
-                accumulate(parent, g)
+        for guard in node.guards:
+            guard.verify(_function_name(node.function), verified)
+        upstream_grads = [g if g is not None else
+                          (np.zeros(m[0], m[1]) if m is not None else None)
+                          for g, m in zip(slots, node.output_meta)]
+        input_grads = node.function.backward(node.ctx, *upstream_grads)
+        for i, g in _checked_gradients(node, input_grads).items():
+            accumulate(node.parents[i], g)
+    return grads
 
-    result = []
-    for leaf, a in zip(leaves, args):
-        if leaf is None:
-            result.append(None)
+
+# --- value_and_grad and grad -----------------------------------------------------------
+
+def _positions(argnums, n_args, caller):
+    """Normalize ``argnums`` against the call's positional arguments."""
+    single = not isinstance(argnums, (tuple, list))
+    nums = (argnums,) if single else tuple(argnums)
+    if not nums or any(isinstance(a, bool) or not isinstance(a, numbers.Integral)
+                       for a in nums):
+        raise TypeError(f"{caller}: argnums must be an int or a non-empty tuple of ints, "
+                        f"got {argnums!r}")
+    for a in nums:
+        if not -n_args <= a < n_args:
+            raise ValueError(f"{caller}: argnums {a} is out of range for a call with "
+                             f"{n_args} positional arguments")
+    return single, tuple(int(a) % n_args for a in nums)
+
+
+def _scalar_loss(loss, caller):
+    if not (isinstance(loss, (np.ndarray, np.floating))
+            and np.issubdtype(np.asarray(loss).dtype, np.floating)):
+        raise TypeError(f"{caller}: f must return a float array with one element (the "
+                        f"loss), got {type(loss).__name__}"
+                        + (f" of dtype {loss.dtype}" if hasattr(loss, "dtype") else ""))
+    if np.size(loss) != 1:
+        raise ValueError(f"{caller}: f must return a scalar loss (an array with one "
+                         f"element), got shape {np.shape(loss)}; reduce it first, e.g. "
+                         f"with fancydl.mean")
+    return np.asarray(loss)
+
+
+def value_and_grad(f, argnums=0, has_aux=False):
+    """Turn a loss function into one that also returns its gradient.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(*args, **kwargs)`` built from fancydl operators, returning a scalar loss
+        (a float array with one element) or, with ``has_aux``, a pair ``(loss, aux)``.
+    argnums : int or tuple of int
+        Which positional argument(s) to differentiate; each may be an array or a tree
+        of arrays (a dict of parameters, ...). The others are not traced, so no time
+        is spent on their gradients.
+    has_aux : bool
+        ``f`` returns ``(loss, aux)``; ``aux`` (any tree of arrays, e.g. predictions)
+        is returned untouched and not differentiated.
+
+    Returns
+    -------
+    callable
+        ``g(*args, **kwargs) -> (value, grads)``: ``value`` is ``f``'s result as plain
+        arrays (``(loss, aux)`` with ``has_aux``); ``grads`` is the gradient of the loss
+        with respect to ``args[argnums]``, with that argument's structure, shapes and
+        dtypes (a tuple of them when ``argnums`` is a tuple).
+
+    See Also
+    --------
+    grad : only the gradient.
+    vjp : any output structure and upstream gradient.
+
+    Examples
+    --------
+    >>> import numpy as np, fancydl
+    >>> def loss_fn(params, x, target):
+    ...     logits = fancydl.linear(x, params["w"], params["b"])
+    ...     return fancydl.cross_entropy(logits, target)
+    >>> params = {"w": np.zeros((3, 2)), "b": np.zeros(3)}
+    >>> x, target = np.array([[1.0, 2.0]]), np.array([0])
+    >>> loss, grads = fancydl.value_and_grad(loss_fn)(params, x, target)
+    >>> round(float(loss), 4), grads["b"].round(4)
+    (1.0986, array([-0.6667,  0.3333,  0.3333]))
+    >>> sorted(grads) == sorted(params)
+    True
+    """
+    caller = "value_and_grad"
+    if not callable(f):
+        raise TypeError(f"{caller}: f must be callable, got {type(f).__name__}")
+    _positions(argnums, 1 << 30, caller)  # check the type now, the range at call time
+
+    @functools.wraps(f)
+    def value_and_grad_f(*args, **kwargs):
+        single, positions = _positions(argnums, len(args), caller)
+        value, pullback = _vjp(f, args, kwargs, positions, caller)
+        if has_aux:
+            if not isinstance(value, (tuple, list)) or len(value) != 2:
+                raise TypeError(f"{caller}: with has_aux=True, f must return a pair "
+                                f"(loss, aux), got {type(value).__name__}")
+            loss = _scalar_loss(value[0], caller)
+            grads = pullback(type(value)([np.ones_like(loss), None]))
         else:
-            result.append(grads[id(leaf)] if id(leaf) in grads else np.zeros_like(a))
-    return tuple(result)
+            loss = _scalar_loss(value, caller)
+            grads = pullback(np.ones_like(loss))
+        chosen = tuple(grads[p] for p in positions)
+        return value, (chosen[0] if single else chosen)
 
+    return value_and_grad_f
+
+
+def grad(f, argnums=0, has_aux=False):
+    """The gradient function of a scalar loss ``f``: :func:`value_and_grad` without value.
+
+    Parameters
+    ----------
+    f, argnums, has_aux
+        As in :func:`value_and_grad`.
+
+    Returns
+    -------
+    callable
+        ``g(*args, **kwargs)`` returning the gradient with respect to
+        ``args[argnums]`` (with its structure), or ``(gradient, aux)`` with
+        ``has_aux``.
+
+    Examples
+    --------
+    >>> import numpy as np, fancydl
+    >>> g = fancydl.grad(lambda x: fancydl.sum(x * x))
+    >>> g(np.array([1.0, -2.0]))
+    array([ 2., -4.])
+    """
+    inner = value_and_grad(f, argnums, has_aux)
+
+    @functools.wraps(f)
+    def grad_f(*args, **kwargs):
+        value, grads = inner(*args, **kwargs)
+        return (grads, value[1]) if has_aux else grads
+
+    return grad_f
+
+
+# --- gradcheck ----------------------------------------------------------------------------
 
 class GradcheckReport:
     """Result of :func:`gradcheck`: truthy when every gradient matched.
@@ -392,7 +696,8 @@ class GradcheckReport:
         lines = [f"gradcheck of {self.name}: {verdict} "
                  f"(central differences, atol={self.atol:g}, rtol={self.rtol:g})"]
         for position, err in self.max_errors.items():
-            mark = "ok" if err["ok"] else f"max error {err['abs']:.3e}"
+            mark = ("ok" if err["ok"] else err["why"] if "why" in err
+                    else f"max error {err['abs']:.3e}")
             lines.append(f"  argument {position}: {mark}")
         return "\n".join(lines)
 
@@ -408,9 +713,10 @@ def gradcheck(f, *args, eps=1e-6, atol=1e-7, rtol=1e-5, rng=None, **kwargs):
     Parameters
     ----------
     f : callable
-        A function built from fancydl operators.
+        A function built from fancydl operators; it may return any tree of arrays.
     *args
-        Its positional arguments; every float array must be float64.
+        Its positional arguments (arrays or trees of them); every float array must be
+        float64.
     eps, atol, rtol : float
         Step and tolerances: entry-wise ``|analytic - numeric| <= atol + rtol*|numeric|``.
     rng : numpy.random.Generator, optional
@@ -421,41 +727,74 @@ def gradcheck(f, *args, eps=1e-6, atol=1e-7, rtol=1e-5, rng=None, **kwargs):
     Returns
     -------
     GradcheckReport
-        Truthy when every entry of every gradient is within tolerance.
+        Truthy when every entry of every gradient is within tolerance. A gradient of
+        the wrong shape fails (it is never broadcast); ``max_errors`` is keyed by the
+        argument's position, or ``(position, leaf index)`` for a tree argument.
+
+    Examples
+    --------
+    >>> import numpy as np, fancydl
+    >>> bool(fancydl.gradcheck(fancydl.tanh, np.array([0.5, -1.0])))
+    True
     """
-    for i, a in enumerate(args):
-        if _is_float_array(a) and a.dtype != np.float64:
-            raise TypeError(f"gradcheck: argument {i} must be float64 for finite "
-                            f"differences to be meaningful, got {a.dtype}")
+    flat = [tree_flatten(a) for a in args]
+    for i, (leaves, _) in enumerate(flat):
+        for a in leaves:
+            if _is_float_array(a) and a.dtype != np.float64:
+                raise TypeError(f"gradcheck: argument {i} must be float64 for finite "
+                                f"differences to be meaningful, got {a.dtype}")
     rng = np.random.default_rng(0) if rng is None else rng
     out, pullback = vjp(f, *args, **kwargs)
-    outputs = _flatten_outputs(out)
+    out_leaves, out_def = tree_flatten(out)
     upstream = [rng.standard_normal(np.shape(o)) if _is_float_array(o) else None
-                for o in outputs]
-    analytic = pullback(tuple(upstream) if isinstance(out, tuple) else upstream[0])
+                for o in out_leaves]
+    analytic = pullback(out_def.unflatten(upstream))
 
-    def projected(perturbed_args):
-        values = _flatten_outputs(f(*perturbed_args, **kwargs))
-        return sum(float(np.sum(u * v)) for u, v in zip(upstream, values) if u is not None)
+    def projected(work):
+        values = out_def.flatten_up_to(f(*work, **kwargs), "gradcheck: f's output")
+        return sum(float(np.sum(u * value_of(v))) for u, v in zip(upstream, values)
+                   if u is not None)
 
     max_errors, passed = {}, True
-    for i, a in enumerate(args):
-        if analytic[i] is None:
-            continue
-        numeric = np.zeros_like(a)
-        work = [np.array(x, copy=True) if _is_float_array(x) else x for x in args]
-        flat = work[i].reshape(-1)
-        for j in range(flat.size):
-            original = flat[j]
-            flat[j] = original + eps
-            plus = projected(work)
-            flat[j] = original - eps
-            minus = projected(work)
-            flat[j] = original
-            numeric.reshape(-1)[j] = (plus - minus) / (2 * eps)
-        diff = np.abs(analytic[i] - numeric)
-        ok = bool(np.all(diff <= atol + rtol * np.abs(numeric)))
-        max_errors[i] = {"abs": float(diff.max(initial=0.0)), "ok": ok}
-        passed &= ok
+    for i, (leaves, treedef) in enumerate(flat):
+        grads = treedef.flatten_up_to(analytic[i], "gradient")
+        for j, (a, g) in enumerate(zip(leaves, grads)):
+            if not _is_float_array(a):
+                continue
+            key = i if treedef.kind is None else (i, j)
+            if not isinstance(g, np.ndarray) or g.shape != a.shape:
+                max_errors[key] = {"abs": float("inf"), "ok": False,
+                                   "why": f"gradient of shape {np.shape(g)}, expected "
+                                          f"{a.shape}"}
+                passed = False
+                continue
+
+            def perturbed(x, i=i, j=j, treedef=treedef, leaves=leaves):
+                work = list(args)
+                work[i] = treedef.unflatten(x if k == j else v
+                                            for k, v in enumerate(leaves))
+                return work
+
+            numeric = _numeric_gradient(a, lambda x: projected(perturbed(x)), eps)
+            diff = np.abs(g - numeric)
+            ok = bool(np.all(diff <= atol + rtol * np.abs(numeric)))
+            max_errors[key] = {"abs": float(diff.max(initial=0.0)), "ok": ok}
+            passed &= ok
     name = getattr(f, "__name__", type(f).__name__)
     return GradcheckReport(name, max_errors, atol, rtol, passed)
+
+
+def _numeric_gradient(a, projected, eps):
+    """Central differences of the scalar ``projected(x)`` at ``x = a``, entry by entry."""
+    x = np.array(a, copy=True)
+    flat = x.reshape(-1)
+    numeric = np.zeros_like(x)
+    for j in range(flat.size):
+        original = flat[j]
+        flat[j] = original + eps
+        plus = projected(x)
+        flat[j] = original - eps
+        minus = projected(x)
+        flat[j] = original
+        numeric.reshape(-1)[j] = (plus - minus) / (2 * eps)
+    return numeric

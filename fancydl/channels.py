@@ -8,10 +8,12 @@
   (``conv2d``, ``mean``, ``relu``, ``sigmoid``, ``mul``, ``add``), so ``fancydl.vjp``
   differentiates them through their parts' backward passes: they have none of their own.
 * :func:`conv2d_params` and :func:`conv2d_macs` count the weights and the
-  multiply-accumulates of a convolution configuration, for the chapters' tables.
+  multiply-accumulates of a convolution configuration, for the chapters' tables;
+  :func:`grouped_connectivity` and :func:`mixing_depth` say which inputs a stack of
+  grouped layers (with or without shuffles) connects to each output.
 
 PyTorch has ``channel_shuffle`` but none of the composed blocks; their PyTorch
-references for :func:`fancydl.crosscheck` are registered at the bottom of this module.
+references for :func:`fancydl.crosscheck` are in :mod:`fancydl.references`.
 """
 
 from __future__ import annotations
@@ -20,14 +22,14 @@ import numpy as np
 
 from .autodiff import Function
 from .conv import conv2d
-from .crosscheck import torch_reference
 from .elementwise import add, mean, mul, relu, sigmoid
 from .validation import check_array, check_float_array, check_int, check_pair, \
     check_same_dtype
 from .windows import conv_output_size
 
 __all__ = ["channel_shuffle", "squeeze_excitation", "squeeze_excitation_scale",
-           "depthwise_separable_conv", "shufflenet_unit", "conv2d_params", "conv2d_macs"]
+           "depthwise_separable_conv", "shufflenet_unit", "conv2d_params", "conv2d_macs",
+           "grouped_connectivity", "mixing_depth"]
 
 
 # --- channel shuffle ------------------------------------------------------------------
@@ -93,6 +95,99 @@ def channel_shuffle(input, groups):
     return _ChannelShuffle.apply(input, groups)
 
 
+def _check_grouping(op, channels, groups):
+    channels = check_int(op, "channels", channels, minimum=1)
+    groups = check_int(op, "groups", groups, minimum=1)
+    if channels % groups:
+        raise ValueError(f"{op}: groups must divide channels, got channels={channels} and "
+                         f"groups={groups}")
+    return channels, groups
+
+
+def _grouped_layer(channels, groups):
+    """(same-group matrix, shuffle order) of one grouped C -> C layer."""
+    size = channels // groups
+    group_of = np.arange(channels) // size
+    same_group = (group_of[:, None] == group_of[None, :]).astype(np.int64)
+    order = np.arange(channels).reshape(groups, size).T.ravel()  # shuffled[j] = x[order[j]]
+    return same_group, order
+
+
+def grouped_connectivity(channels, groups, depth, shuffle):
+    """Which input channels each output channel of a stack of grouped layers depends on.
+
+    The stack has ``depth`` grouped layers of C -> C channels with ``groups`` groups
+    (output channel ``o`` reads the inputs of its own group); with ``shuffle``, a
+    :func:`channel_shuffle` with ``groups`` sits between consecutive layers, as in
+    ShuffleNet.
+
+    Parameters
+    ----------
+    channels, groups, depth : int
+        ``groups`` divides ``channels``; ``depth >= 1``.
+    shuffle : bool
+
+    Returns
+    -------
+    ndarray of bool, shape (channels, channels)
+        ``[o, i]`` is True when output channel ``o`` depends on input channel ``i``.
+
+    Examples
+    --------
+    >>> bool(grouped_connectivity(4, 2, 2, shuffle=True).all())
+    True
+    """
+    channels, groups = _check_grouping("grouped_connectivity", channels, groups)
+    depth = check_int("grouped_connectivity", "depth", depth, minimum=1)
+    same_group, order = _grouped_layer(channels, groups)
+    reach = np.eye(channels, dtype=np.int64)
+    for layer in range(depth):
+        if shuffle and layer > 0:
+            reach = reach[order]
+        reach = np.minimum(same_group @ reach, 1)
+    return reach.astype(bool)
+
+
+def mixing_depth(channels, groups):
+    """Fewest grouped layers, with a channel shuffle between consecutive layers, after
+    which every output channel depends on every input channel.
+
+    Parameters
+    ----------
+    channels, groups : int
+        ``groups`` divides ``channels``.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError
+        When no depth mixes all channels: with one channel per group (``groups ==
+        channels > 1``) the shuffle is the identity and each output only ever sees its
+        own input. (The connectivity pattern is then periodic in the depth: the search
+        stops at the first pattern seen before.)
+
+    Examples
+    --------
+    >>> mixing_depth(12, 3), mixing_depth(32, 8), mixing_depth(6, 1)
+    (2, 3, 1)
+    """
+    channels, groups = _check_grouping("mixing_depth", channels, groups)
+    same_group, order = _grouped_layer(channels, groups)
+    reach, depth, seen = same_group, 1, set()
+    while not reach.all():
+        key = reach.astype(bool).tobytes()
+        if key in seen:
+            raise ValueError(f"mixing_depth: {channels} channels in {groups} groups never "
+                             f"mix, however deep the stack (one channel per group: the "
+                             f"shuffle leaves every channel in place)")
+        seen.add(key)
+        reach, depth = np.minimum(same_group @ reach[order], 1), depth + 1
+    return depth
+
+
 # --- squeeze-and-excitation -----------------------------------------------------------
 
 def _check_se(input, w1, b1, w2, b2):
@@ -102,6 +197,10 @@ def _check_se(input, w1, b1, w2, b2):
         raise ValueError(f"{op}: input must have at least one pixel to average, got "
                          f"shape {input.shape}")
     reduced = check_float_array(op, "w1", w1, ndim=4)[0]
+    if channels == 0 or reduced == 0:
+        raise ValueError(f"{op}: input and w1 must have at least one channel (PyTorch's "
+                         f"convolutions refuse empty ones), got input {input.shape} and w1 "
+                         f"{w1.shape}")
     expected = {"w1": (reduced, channels, 1, 1), "b1": (reduced,),
                 "w2": (channels, reduced, 1, 1), "b2": (channels,)}
     for name, value in (("w1", w1), ("b1", b1), ("w2", w2), ("b2", b2)):
@@ -353,48 +452,3 @@ def conv2d_macs(in_channels, out_channels, kernel_size, input_size, stride=1, pa
     out = [max(conv_output_size(*args), 0) for args in zip(size, kernel, strides, pads,
                                                             dilations)]
     return out_channels * out[0] * out[1] * (in_channels // groups) * kernel[0] * kernel[1]
-
-
-# --- PyTorch references for fancydl.crosscheck ----------------------------------------
-
-@torch_reference("squeeze_excitation")
-def _torch_squeeze_excitation(torch, input, w1, b1, w2, b2):
-    """torchvision's SqueezeExcitation, composed from torch.nn.functional"""
-    F = torch.nn.functional
-    scale = F.adaptive_avg_pool2d(input, 1)
-    scale = torch.sigmoid(F.conv2d(F.relu(F.conv2d(scale, w1, b1)), w2, b2))
-    return input * scale
-
-
-@torch_reference("squeeze_excitation_scale")
-def _torch_squeeze_excitation_scale(torch, input, w1, b1, w2, b2):
-    """SqueezeExcitation's channel weights, composed from torch.nn.functional"""
-    F = torch.nn.functional
-    scale = F.adaptive_avg_pool2d(input, 1)
-    return torch.sigmoid(F.conv2d(F.relu(F.conv2d(scale, w1, b1)), w2, b2))
-
-
-@torch_reference("depthwise_separable_conv")
-def _torch_depthwise_separable_conv(torch, input, depthwise_weight, pointwise_weight,
-                                    depthwise_bias=None, pointwise_bias=None, stride=1,
-                                    padding=0, dilation=1):
-    """torch.nn.functional.conv2d (groups=C_in) then a 1×1 conv2d"""
-    F = torch.nn.functional
-    spatial = F.conv2d(input, depthwise_weight, depthwise_bias, stride, padding,
-                       dilation, groups=input.shape[1])
-    return F.conv2d(spatial, pointwise_weight, pointwise_bias)
-
-
-@torch_reference("shufflenet_unit")
-def _torch_shufflenet_unit(torch, input, pointwise1_weight, depthwise_weight,
-                           pointwise2_weight, groups, pointwise1_bias=None,
-                           depthwise_bias=None, pointwise2_bias=None):
-    """torch.nn.functional conv2d / channel_shuffle / relu, composed"""
-    F = torch.nn.functional
-    kh, kw = depthwise_weight.shape[2:]
-    h = F.relu(F.conv2d(input, pointwise1_weight, pointwise1_bias, groups=groups))
-    h = F.channel_shuffle(h, groups)
-    h = F.conv2d(h, depthwise_weight, depthwise_bias, padding=(kh // 2, kw // 2),
-                 groups=h.shape[1])
-    h = F.conv2d(h, pointwise2_weight, pointwise2_bias, groups=groups)
-    return F.relu(input + h)

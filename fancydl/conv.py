@@ -1,102 +1,76 @@
-"""Convolution: ``conv2d``, ``conv_transpose2d``, ``im2col``/``col2im`` and a loop reference.
+"""Convolution: ``conv2d``, ``conv_transpose2d`` and ``im2col``/``col2im``.
 
 Everything here is built on the sliding-window mechanism of :mod:`fancydl.windows`:
 for each kernel offset ``(i, j)``, :func:`~fancydl.windows.offset_view` is the strided
 view of the padded input that this offset sees at every output position, and
-:func:`~fancydl.windows.add_to_offset` is its adjoint (scatter-add). From these two:
+:func:`~fancydl.windows.fold_offsets` is its adjoint (the scatter-add of the backward
+passes, shared with pooling). From these two:
 
 * :func:`im2col` copies the k×k views into one matrix (PyTorch's ``unfold``) and
   :func:`col2im` adds them back (``fold``);
 * :func:`conv2d` is ``weight matrix @ im2col(input)``, one (grouped) GEMM, computed a
-  batch chunk at a time so that the im2col buffer never exceeds
-  :data:`IM2COL_BUDGET_BYTES`;
+  piece of the batch at a time so that the im2col buffer stays within
+  :data:`fancydl.windows.WORKSPACE_BYTES`;
 * the input-gradient of ``conv2d`` is ``col2im(weight matrixᵀ @ grad)``, and
   :func:`conv_transpose2d` *is* that function (same code), which is the point of the
   transposed-convolution chapter;
 * the weight-gradient is ``grad @ im2col(input)ᵀ`` summed over the batch.
 
-Two faster strategies compute the same thing where im2col does not pay: depthwise
+Faster strategies compute the same thing where im2col does not pay: depthwise
 convolution (one input channel per group) multiply-accumulates the k×k views without
 any GEMM, and a dense stride-1 convolution with enough channels copies only the kH
 kernel *rows* of the padded input and gets the kW kernel columns by *shifting*
 products: one GEMM of all the taps per batch chunk, then kW shifted slices of the
 product added up. Its weight-gradient runs one GEMM per kernel offset over shifted rows
-of the flattened padded input (the view of an offset is then a contiguous block).
+of the flattened padded input (the view of an offset is then a contiguous block). A
+strided dense convolution whose kernel is a multiple of the stride is first turned into
+a stride-1 one on the *stride phases* of its input (space-to-depth), so it too runs as
+shifted GEMMs.
 
-Memory: the im2col buffer of a chunk of ``n`` images holds ``n · C_in · kH · kW · H_out
-· W_out`` values, about ``k² / stride²`` times the input; the batch is cut into chunks
-whose buffer stays within :data:`IM2COL_BUDGET_BYTES` (16 MiB; at least one image per
-chunk: a single huge image may exceed it). Smaller chunks cost no speed here, since the
-GEMMs are per image anyway. The stride-1 forward chunks the batch the same way, its
-buffers (about kH copies of the input and kW of the output) within the same budget; its
+Memory: the im2col buffer of ``n`` images holds ``n · C_in · kH · kW · H_out · W_out``
+values, about ``k² / stride²`` times the input; the work is cut by
+:func:`fancydl.windows.work_chunks` into batch chunks whose buffer stays within
+:data:`fancydl.windows.WORKSPACE_BYTES` (16 MiB) and, for a single image too large
+for it, into blocks of output rows. Smaller chunks cost no speed here, since the GEMMs
+are per image anyway. The stride-1 forward chunks the batch the same way, its buffers
+(about kH copies of the input and kW of the output) within the same budget; its
 weight-gradient and the depthwise strategy need no such buffer: a few copies of the
 input and output.
+
+The loop and "zero insertion" references that the chapters compare with
+(``conv2d_loops``, ``conv_transpose2d_zero_insertion``, ``insert_zeros``) live in
+:mod:`fancydl.references`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 
 import numpy as np
 
+from . import windows
 from .autodiff import Function
-from .crosscheck import torch_reference
-from .validation import (check_array, check_choice, check_float_array, check_int,
-                         check_pair, check_same_dtype)
-from .windows import (conv_output_size, conv_transpose_output_size,
-                      effective_kernel_size, kernel_offsets, offset_view, add_to_offset,
-                      pad2d, receptive_field, unpad2d)
+from .parallel import halves
+from .validation import (check_choice, check_float_array, check_int, check_pair,
+                         check_same_dtype)
+from .windows import (WindowGeometry, conv_output_size, conv_transpose_output_size,
+                      effective_kernel_size, fold_offsets, kernel_offsets, offset_view,
+                      pad2d, receptive_field, unpad2d, work_chunks)
 
-__all__ = ["conv2d", "conv_transpose2d", "im2col", "col2im", "conv2d_loops",
-           "conv_transpose2d_zero_insertion", "insert_zeros", "conv_output_size",
-           "conv_transpose_output_size", "effective_kernel_size", "receptive_field",
-           "IM2COL_BUDGET_BYTES"]
-
-#: Largest im2col buffer (bytes) built at once; the batch is chunked to stay within it.
-IM2COL_BUDGET_BYTES = 16 * 2**20
+__all__ = ["conv2d", "conv_transpose2d", "im2col", "col2im", "conv_output_size",
+           "conv_transpose_output_size", "effective_kernel_size", "receptive_field"]
 
 #: Depthwise passes walk the image planes in blocks of about this many output bytes, so
-#: that a block stays in the (L2) cache across its k×k passes.
-CACHE_BLOCK_BYTES = 256 * 2**10
+#: that a block stays in the (L2) cache across its k×k passes. (A cache-blocking size,
+#: not a memory budget: the one memory budget is :data:`fancydl.windows.WORKSPACE_BYTES`.)
+CACHE_BLOCK_BYTES = 512 * 2**10
 
 
 # --- geometry -------------------------------------------------------------------------
 
-@dataclasses.dataclass(frozen=True)
-class _Geometry:
-    """Validated window arguments of one convolution.
-
-    ``padding`` is ``((top, bottom), (left, right))``: 'same' may pad asymmetrically.
-    """
-
-    kernel_size: tuple
-    stride: tuple
-    padding: tuple
-    dilation: tuple
-    groups: int = 1
-
-    def padded_shape(self, shape):
-        """Shape ``(..., H, W)`` after padding."""
-        (top, bottom), (left, right) = self.padding
-        return shape[:-2] + (shape[-2] + top + bottom, shape[-1] + left + right)
-
-    def output_size(self, height, width):
-        """Output (H_out, W_out) of the convolution on an (H, W) input."""
-        return tuple(conv_output_size(size, k, s, p, d) for size, k, s, p, d in zip(
-            (height, width), self.kernel_size, self.stride, self.padding, self.dilation))
-
-
 def _batch_chunks(batch, bytes_per_image, budget=None):
-    """Slices of the batch whose im2col buffers fit in ``budget`` bytes (>= 1 image).
-
-    As few chunks as the budget allows, all of the same size but the last.
-    """
-    budget = IM2COL_BUDGET_BYTES if budget is None else budget
-    most = max(1, int(budget // max(bytes_per_image, 1)))
-    count = -(-batch // most)
-    step = -(-batch // count) if count else 1
-    return [slice(start, min(start + step, batch)) for start in range(0, batch, step)]
+    """Batch slices whose buffers fit in ``budget`` bytes (default: the workspace)."""
+    return [chunk for chunk, _ in work_chunks(batch, bytes_per_image, budget=budget)]
 
 
 def _is_depthwise(weight_shape, groups):
@@ -119,41 +93,103 @@ def _unfold_padded(x_padded, geom, out_size):
     ndarray of shape (N, C, kH, kW, H_out, W_out)
     """
     n, c = x_padded.shape[:2]
-    cols = np.empty((n, c) + tuple(geom.kernel_size) + tuple(out_size), x_padded.dtype)
-    for i, j in kernel_offsets(geom.kernel_size):
+    cols = np.empty((n, c) + tuple(geom.kernel) + tuple(out_size), x_padded.dtype)
+    for i, j in kernel_offsets(geom.kernel):
         cols[:, :, i, j] = offset_view(x_padded, (i, j), geom.stride, geom.dilation,
                                        out_size)
     return cols
 
 
-def _fold_padded(cols, padded_shape, geom):
-    """Adjoint of :func:`_unfold_padded`: add every column back where it was read.
+def _unfold_side_by_side(x_padded, geom, out_size):
+    """:func:`_unfold_padded` with the images side by side: one matrix for the batch.
+
+    Parameters
+    ----------
+    x_padded : ndarray of shape (N, C, Hp, Wp)
+    out_size : (H_out, W_out)
+
+    Returns
+    -------
+    ndarray of shape (C·kH·kW, N·H_out·W_out)
+        Row ``(c, i, j)``, column ``(n, h, w)``: one GEMM with it serves every image.
+    """
+    n, c = x_padded.shape[:2]
+    cols = np.empty((c,) + tuple(geom.kernel) + (n,) + tuple(out_size), x_padded.dtype)
+    by_channel = x_padded.transpose(1, 0, 2, 3)
+    for i, j in kernel_offsets(geom.kernel):
+        cols[:, i, j] = offset_view(by_channel, (i, j), geom.stride, geom.dilation,
+                                    out_size)
+    return cols.reshape(c * geom.taps, -1)
+
+
+def _fold_padded(cols, padded_shape, geom, crop=((0, 0), (0, 0)), out=None):
+    """Adjoint of :func:`_unfold_padded`: add every column back where it was read
+    (:func:`fancydl.windows.fold_offsets`, pooling's scatter too).
 
     Parameters
     ----------
     cols : ndarray of shape (N, C, kH, kW, H_out, W_out)
     padded_shape : (N, C, Hp, Wp)
+    crop, out
+        Padding to drop from the result, and where to write it.
 
     Returns
     -------
-    ndarray of shape ``padded_shape``
+    ndarray of shape ``padded_shape`` less ``crop``
     """
-    out = np.zeros(padded_shape, cols.dtype)
-    for i, j in kernel_offsets(geom.kernel_size):
-        add_to_offset(out, (i, j), geom.stride, geom.dilation, cols[:, :, i, j])
-    return out
+    pieces = (cols[:, :, i, j] for i, j in kernel_offsets(geom.kernel))
+    return fold_offsets(pieces, padded_shape, geom, cols.dtype, crop=crop, out=out)
 
 
 # --- the three kernels of convolution: forward, input-gradient, weight-gradient -----------
 #
-# Each picks one of three strategies, all exact:
+# Each picks one of four strategies, all exact:
 #   shifted GEMM  stride 1, groups 1, >= SHIFTED_GEMM_MIN_CHANNELS input channels:
 #                 forward (and input-gradient): one GEMM per batch chunk over kH copied
 #                 kernel rows, the kW kernel columns by shifting its products;
 #                 weight-gradient: k×k GEMMs over shifted rows of the flattened image;
+#   phase GEMM    stride s > 1, groups 1, no dilation, kernel a multiple of s: the
+#                 shifted GEMM on the s² stride phases of the input (space-to-depth);
 #   depthwise     one input channel per group: k×k elementwise multiply-accumulates;
-#   im2col        everything else: one grouped GEMM per batch chunk of im2col columns.
+#   im2col        everything else: one grouped GEMM per chunk of im2col columns.
+# All three run through _overflow_safe (float32 overflow: see there).
 
+def _overflow_safe(kernel):
+    """Make a float32 kernel give the ±inf of an exact sum, never a NaN of its own.
+
+    A float32 dot product that overflows depends on the order of its additions: BLAS
+    may add two large negative products first (-inf) and then a +inf product, giving
+    ``inf - inf = NaN`` where PyTorch's order gives +inf. When a float32 result has a
+    NaN, the kernel is run again in float64, where no sum of float32 products can
+    overflow, and the NaN entries are replaced by that result rounded to float32 (±inf
+    when it exceeds float32's range; NaN only where the inputs hold a NaN or products
+    of +inf and -inf). The check costs one sum of the result. A kernel may return a
+    tuple of arrays: each is checked and patched.
+    """
+    def has_nan(out):
+        return (out.dtype == np.float32 and out.size > 0 and np.isnan(np.sum(out))
+                and np.isnan(out).any())
+
+    def safe(*args, **kwargs):
+        out = kernel(*args, **kwargs)
+        results = out if isinstance(out, tuple) else (out,)
+        with np.errstate(over="ignore", invalid="ignore"):
+            nan = [has_nan(r) for r in results]
+            if not any(nan):
+                return out
+            wide = [a.astype(np.float64) if isinstance(a, np.ndarray) and
+                    a.dtype == np.float32 else a for a in args]
+            exact = kernel(*wide, **kwargs)
+            exact = exact if isinstance(exact, tuple) else (exact,)
+            patched = tuple(np.where(np.isnan(r), e.astype(np.float32), r) if bad else r
+                            for r, e, bad in zip(results, exact, nan))
+        return patched if isinstance(out, tuple) else patched[0]
+
+    safe.__name__, safe.__doc__, safe.__wrapped__ = kernel.__name__, kernel.__doc__, kernel
+    return safe
+
+
+@_overflow_safe
 def _conv_forward(x, weight, geom, out_size=None):
     """Cross-correlate ``x`` with ``weight`` (no bias).
 
@@ -171,11 +207,16 @@ def _conv_forward(x, weight, geom, out_size=None):
     out_size = geom.output_size(*x.shape[2:]) if out_size is None else tuple(out_size)
     if _use_shifted_gemm(weight.shape, geom):
         return _shifted_forward(x, weight, geom, out_size)
+    if _use_phase_gemm(weight.shape, geom):
+        return _shifted_forward(_to_phases(x, geom, out_size),
+                                _phase_weight(weight, geom.stride), _phase_geometry(geom),
+                                out_size)
     if _is_depthwise(weight.shape, geom.groups):
         return _depthwise_forward(x, weight, geom, out_size)
     return _im2col_forward(x, weight, geom, out_size)
 
 
+@_overflow_safe
 def _conv_input_grad(grad, weight, input_shape, geom):
     """Gradient of :func:`_conv_forward` with respect to its input.
 
@@ -191,17 +232,20 @@ def _conv_input_grad(grad, weight, input_shape, geom):
     -------
     ndarray of shape ``input_shape``
     """
-    if _use_shifted_gemm(weight.shape, geom) and _is_full_correlation(grad.shape,
-                                                                     input_shape, geom):
+    full = _is_full_correlation(grad.shape, input_shape, geom)
+    if _use_shifted_gemm(weight.shape, geom) and full:
         return _shifted_input_grad(grad, weight, geom)
+    if _use_phase_gemm(weight.shape, geom):
+        return _phase_input_grad(grad, weight, input_shape, geom)
+    if _use_depthwise_full(weight.shape, geom) and full:
+        return _depthwise_full_input_grad(grad, weight, geom)
+    if not _is_depthwise(weight.shape, geom.groups):
+        return _col2im_input_grad(grad, weight, input_shape, geom)
     padded_shape = geom.padded_shape(tuple(input_shape))
-    if _is_depthwise(weight.shape, geom.groups):
-        grad_padded = _depthwise_input_grad(grad, weight, padded_shape, geom)
-    else:
-        grad_padded = _col2im_input_grad(grad, weight, padded_shape, geom)
-    return unpad2d(grad_padded, geom.padding)
+    return unpad2d(_depthwise_input_grad(grad, weight, padded_shape, geom), geom.pad_widths)
 
 
+@_overflow_safe
 def _conv_weight_grad(grad, x, weight_shape, geom):
     """Gradient of :func:`_conv_forward` with respect to the weight.
 
@@ -217,63 +261,154 @@ def _conv_weight_grad(grad, x, weight_shape, geom):
     """
     # The shifted rows also read wrap-around pixels (times a zero gradient): harmless
     # only when they are finite, since 0 * nan = nan.
-    if _use_shifted_gemm(weight_shape, geom) and np.isfinite(x).all():
+    shifted = (_use_shifted_gemm(weight_shape, geom) or _use_phase_gemm(weight_shape, geom)
+               or _use_depthwise_full(weight_shape, geom))
+    finite = not shifted or np.isfinite(x).all()
+    if _use_shifted_gemm(weight_shape, geom) and finite:
         return _shifted_weight_grad(grad, x, weight_shape, geom)
+    if _use_phase_gemm(weight_shape, geom) and finite:
+        return _phase_weight_grad(grad, x, weight_shape, geom)
+    if _use_depthwise_full(weight_shape, geom) and finite:
+        return _depthwise_shifted_weight_grad(grad, x, weight_shape, geom)
     if _is_depthwise(weight_shape, geom.groups):
-        return _depthwise_weight_grad(grad, pad2d(x, geom.padding), weight_shape, geom)
+        return _depthwise_weight_grad(grad, pad2d(x, geom.pad_widths), weight_shape, geom)
     return _im2col_weight_grad(grad, x, weight_shape, geom)
 
 
 # --- the im2col strategy ------------------------------------------------------------------
 
+def _read_rows(rows, geom):
+    """Padded input rows that the output rows ``rows`` (a slice) read."""
+    (sh, dh), kh = (geom.stride[0], geom.dilation[0]), geom.kernel[0]
+    return slice(rows.start * sh, (rows.stop - 1) * sh + dh * (kh - 1) + 1)
+
+
 def _im2col_forward(x, weight, geom, out_size):
-    """``out = W_matrix @ im2col(x)``, one grouped GEMM per batch chunk.
+    """``out = W_matrix @ im2col(x)``, one grouped GEMM per piece of the work.
 
     ``W_matrix`` is (groups, C_out/groups, K) with ``K = C_in/groups · kH · kW``; the
-    columns of a chunk are (n, groups, K, L), ``L = H_out · W_out``.
+    columns of a piece are (n, groups, K, L), ``L = H_out · W_out`` (or the part of it
+    in the piece's output rows: a single huge image is cut into blocks of rows).
     """
     n, c_in = x.shape[:2]
     c_out, groups = weight.shape[0], geom.groups
-    x_padded = pad2d(x, geom.padding)
+    x_padded = pad2d(x, geom.pad_widths)
     k = c_in // groups * weight.shape[2] * weight.shape[3]
     w_matrix = weight.reshape(groups, c_out // groups, k)
-    out = np.empty((n, groups, c_out // groups, out_size[0] * out_size[1]), x.dtype)
-    for chunk in _batch_chunks(n, groups * k * out_size[0] * out_size[1] * x.itemsize):
-        cols = _unfold_padded(x_padded[chunk], geom, out_size)
+    oh, ow = out_size
+    out = np.empty((n, groups, c_out // groups, oh, ow), x.dtype)
+    for chunk, rows in work_chunks(n, groups * k * oh * ow * x.itemsize, rows=oh):
+        block = (rows.stop - rows.start, ow)
+        cols = _unfold_padded(x_padded[chunk, :, _read_rows(rows, geom)], geom, block)
         cols = cols.reshape(cols.shape[0], groups, k, -1)
-        out[chunk] = np.matmul(w_matrix, cols)  # (matmul's out= is much slower here)
+        product = np.matmul(w_matrix, cols)  # (matmul's out= is much slower here)
+        out[chunk, :, :, rows] = product.reshape(product.shape[:3] + block)
     return out.reshape(n, c_out, *out_size)
 
 
-def _col2im_input_grad(grad, weight, padded_shape, geom):
-    """``col2im(W_matrixᵀ @ grad)``, per batch chunk; returns the padded gradient."""
+def _col2im_input_grad(grad, weight, input_shape, geom):
+    """``col2im(W_matrixᵀ @ grad)``, per piece of the work.
+
+    Whole images are folded straight into the (unpadded) result; blocks of rows of a
+    single huge image are folded and added into a padded gradient, then cropped.
+    """
     n, c_out, oh, ow = grad.shape
-    c_in, groups = padded_shape[1], geom.groups
+    c_in, groups = input_shape[1], geom.groups
     k = c_in // groups * weight.shape[2] * weight.shape[3]
     w_matrix_t = weight.reshape(groups, c_out // groups, k).transpose(0, 2, 1)
     grad_groups = grad.reshape(n, groups, c_out // groups, oh * ow)
-    grad_padded = np.empty(padded_shape, grad.dtype)
-    for chunk in _batch_chunks(n, groups * k * oh * ow * grad.itemsize):
-        cols = np.matmul(w_matrix_t, grad_groups[chunk])
-        cols = cols.reshape(cols.shape[0], c_in, *weight.shape[2:], oh, ow)
-        grad_padded[chunk] = _fold_padded(cols, (cols.shape[0],) + padded_shape[1:], geom)
-    return grad_padded
+    padded_shape = geom.padded_shape(tuple(input_shape))
+    pieces = work_chunks(n, groups * k * oh * ow * grad.itemsize, rows=oh)
+    whole = all(rows == slice(0, oh) for _, rows in pieces)
+    out = (np.empty if whole else np.zeros)(input_shape if whole else padded_shape,
+                                            grad.dtype)
+    for chunk, rows in pieces:
+        cols = np.matmul(w_matrix_t, grad_groups[chunk, :, :, rows.start * ow:rows.stop * ow])
+        cols = cols.reshape(cols.shape[0], c_in, *weight.shape[2:], rows.stop - rows.start,
+                            ow)
+        if whole:
+            _fold_padded(cols, (cols.shape[0],) + padded_shape[1:], geom,
+                         crop=geom.pad_widths, out=out[chunk])
+            continue
+        read = _read_rows(rows, geom)
+        block_shape = (cols.shape[0], c_in, read.stop - read.start, padded_shape[3])
+        out[chunk, :, read] += _fold_padded(cols, block_shape, geom)
+    return out if whole else unpad2d(out, geom.pad_widths)
 
 
 def _im2col_weight_grad(grad, x, weight_shape, geom):
-    """``sum over the batch of grad @ im2col(x)ᵀ``, per batch chunk."""
+    """``sum over the batch of grad @ im2col(x)ᵀ``, per piece of the work."""
     n, c_out, oh, ow = grad.shape
     c_in, groups = x.shape[1], geom.groups
-    x_padded = pad2d(x, geom.padding)
+    x_padded = pad2d(x, geom.pad_widths)
     k = c_in // groups * weight_shape[2] * weight_shape[3]
     grad_groups = grad.reshape(n, groups, c_out // groups, oh * ow)
     total = np.zeros((groups, c_out // groups, k), grad.dtype)
-    for chunk in _batch_chunks(n, groups * k * oh * ow * grad.itemsize):
-        cols = _unfold_padded(x_padded[chunk], geom, (oh, ow))
-        cols = cols.reshape(cols.shape[0], groups, k, oh * ow)
+    for chunk, rows in work_chunks(n, groups * k * oh * ow * grad.itemsize, rows=oh):
+        block = (rows.stop - rows.start, ow)
+        cols = _unfold_padded(x_padded[chunk, :, _read_rows(rows, geom)], geom, block)
+        cols = cols.reshape(cols.shape[0], groups, k, block[0] * ow)
         # Per image and group (C_out/g, L) @ (L, K); BLAS reads the transpose in place.
-        total += np.matmul(grad_groups[chunk], cols.transpose(0, 1, 3, 2)).sum(axis=0)
+        grads = grad_groups[chunk, :, :, rows.start * ow:rows.stop * ow]
+        total += np.matmul(grads, cols.transpose(0, 1, 3, 2)).sum(axis=0)
     return total.reshape(weight_shape)
+
+
+def _shares_columns(weight_shape, geom, columns_per_image_bytes):
+    """Can :func:`_im2col_forward_and_weight_grad` serve both kernels? One group, a
+    forward that would not take the (cheaper) stride-1 shifted GEMM, and one image's
+    columns within the workspace."""
+    return (geom.groups == 1 and not _use_shifted_gemm(weight_shape, geom)
+            and columns_per_image_bytes <= windows.WORKSPACE_BYTES)
+
+
+@_overflow_safe
+def _im2col_forward_and_weight_grad(x, weight, out_grad, geom):
+    """:func:`_conv_forward` of ``x`` and :func:`_conv_weight_grad` for the output
+    gradient ``out_grad``, from one im2col of ``x`` (one group).
+
+    ``conv_transpose2d``'s backward needs both for the same ``x`` (its upstream
+    gradient): ``out = W_matrix @ cols`` and ``dW = out_grad_matrix @ colsᵀ`` read
+    the same columns, unfolded once per batch chunk with the images side by side
+    (:func:`_unfold_side_by_side`), so that each is one GEMM per chunk.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C_in, H, W)
+    weight : ndarray of shape (C_out, C_in, kH, kW)
+    out_grad : ndarray of shape (N, C_out, H_out, W_out)
+
+    Returns
+    -------
+    out : ndarray of shape (N, C_out, H_out, W_out)
+    grad_weight : ndarray of the weight's shape
+    """
+    n, c_out = out_grad.shape[:2]
+    out_size = tuple(out_grad.shape[2:])
+    w_matrix = weight.reshape(c_out, -1)
+    x_padded = pad2d(x, geom.pad_widths)
+    out = np.empty(out_grad.shape, x.dtype)
+    grad_weight = np.zeros(w_matrix.shape, x.dtype)
+    per_image = w_matrix.shape[1] * out_size[0] * out_size[1] * x.itemsize
+    for chunk in _batch_chunks(n, per_image):
+        cols = _unfold_side_by_side(x_padded[chunk], geom, out_size)
+        product = (w_matrix @ cols).reshape((c_out, -1) + out_size)
+        out[chunk] = product.transpose(1, 0, 2, 3)
+        grads = out_grad[chunk].transpose(1, 0, 2, 3).reshape(c_out, -1)  # (o, (n, h, w))
+        grad_weight += grads @ cols.T
+    return out, grad_weight.reshape(weight.shape)
+
+
+def _conv_forward_and_weight_grad(x, weight, out_grad, geom, needs=(True, True)):
+    """``(_conv_forward(x, weight), _conv_weight_grad(out_grad, x))``, each only if
+    ``needs`` it, sharing one im2col when both are needed and
+    :func:`_shares_columns` (None for a result not needed)."""
+    out_size = tuple(out_grad.shape[2:])
+    per_image = weight[0].size * out_size[0] * out_size[1] * x.itemsize
+    if all(needs) and _shares_columns(weight.shape, geom, per_image):
+        return _im2col_forward_and_weight_grad(x, weight, out_grad, geom)
+    return (_conv_forward(x, weight, geom, out_size=out_size) if needs[0] else None,
+            _conv_weight_grad(out_grad, x, weight.shape, geom) if needs[1] else None)
 
 
 # --- stride 1, dense: kernel rows copied, kernel columns shifted, no k×k im2col ----------
@@ -307,7 +442,9 @@ def _shifted_forward(x, weight, geom, out_size):
 
     Memory: the copied rows and the products take ``(C_in·kH + C_out·kW) · H_out · Wp``
     values per image, so the batch is cut into chunks within
-    :data:`IM2COL_BUDGET_BYTES`, with both buffers reused from chunk to chunk.
+    :data:`fancydl.windows.WORKSPACE_BYTES`, with both buffers reused from chunk to
+    chunk; a single image too large for it is cut into blocks of output rows
+    (:func:`_by_row_blocks`).
 
     Returns
     -------
@@ -315,12 +452,16 @@ def _shifted_forward(x, weight, geom, out_size):
     """
     n, c_in, _, width = x.shape
     c_out, _, kh, kw = weight.shape
-    left, right = geom.padding[1]
+    left, right = geom.pad_widths[1]
     wp = left + width + right
     grid = (out_size[0], wp)                   # one image's rows of columns
     tail = geom.dilation[1] * (kw - 1)         # read past the last image by the last shifts
     taps = weight.transpose(3, 0, 1, 2).reshape(kw * c_out, c_in * kh)  # (j, o) x (c, i)
-    chunks = _batch_chunks(n, (c_in * kh + kw * c_out) * grid[0] * wp * x.itemsize)
+    pieces = work_chunks(n, (c_in * kh + kw * c_out) * grid[0] * wp * x.itemsize,
+                         rows=grid[0])
+    if any(rows != slice(0, grid[0]) for _, rows in pieces):   # one image too large
+        return _by_row_blocks(_shifted_forward, x, weight, geom, out_size, pieces)
+    chunks = [chunk for chunk, _ in pieces]
     span = (chunks[0].stop if chunks else 0) * grid[0] * wp + tail
     rows = np.zeros((c_in * kh, span), x.dtype)   # padding is never written: stays zero
     products = np.empty((kw * c_out, span), x.dtype)
@@ -330,6 +471,26 @@ def _shifted_forward(x, weight, geom, out_size):
         _copy_kernel_rows(x[chunk], rows, geom, grid)
         np.matmul(taps, rows[:, :length], out=products[:, :length])
         _add_column_shifts(products, out[chunk], geom.dilation[1], grid)
+    return out
+
+
+def _by_row_blocks(forward, x, weight, geom, out_size, pieces):
+    """Run ``forward`` on each (image, block of output rows) piece of a convolution.
+
+    Output rows ``[r0, r1)`` read padded rows ``[r0 sH, (r1 - 1) sH + dH (kH - 1)]``:
+    the input rows among them, with the padding rows among them as the piece's own
+    top/bottom padding, make a smaller convolution with exactly those output rows.
+    """
+    (sh, dh), kh, height = (geom.stride[0], geom.dilation[0]), geom.kernel[0], x.shape[2]
+    (top, _), columns = geom.pad_widths
+    out = np.empty((x.shape[0], weight.shape[0]) + tuple(out_size), x.dtype)
+    for chunk, rows in pieces:
+        first, last = rows.start * sh - top, (rows.stop - 1) * sh + dh * (kh - 1) - top
+        piece = dataclasses.replace(geom, pad_widths=((max(0, -first),
+                                                       max(0, last + 1 - height)), columns))
+        block = x[chunk, :, max(0, first):min(height, last + 1)]
+        out[chunk, :, rows] = forward(block, weight, piece,
+                                      (rows.stop - rows.start, out_size[1]))
     return out
 
 
@@ -345,8 +506,8 @@ def _copy_kernel_rows(x, rows, geom, grid):
     grid : (H_out, Wp)
     """
     n, c_in, height, width = x.shape
-    kh, dh = geom.kernel_size[0], geom.dilation[0]
-    (top, _), (left, _) = geom.padding
+    kh, dh = geom.kernel[0], geom.dilation[0]
+    (top, _), (left, _) = geom.pad_widths
     rows_out, wp = grid
     target = rows[:, :n * rows_out * wp].reshape(c_in, kh, n, rows_out, wp)
     images = x.transpose(1, 0, 2, 3)  # (C_in, n, H, W), like target[:, i]
@@ -403,14 +564,14 @@ def _shifted_rows(x, geom):
         Shift of each kernel offset, in :func:`kernel_offsets` order.
     """
     n, c_in, height, width = x.shape
-    (top, bottom), (left, right) = geom.padding
+    (top, bottom), (left, right) = geom.pad_widths
     hp, wp = height + top + bottom, width + left + right
-    (kh, kw), (dh, dw) = geom.kernel_size, geom.dilation
+    (kh, kw), (dh, dw) = geom.kernel, geom.dilation
     tail = -(-dw * (kw - 1) // wp) * wp  # whole extra rows, read by the last shifts only
     flat = np.zeros((n, c_in, hp * wp + tail), x.dtype)
     image = flat[:, :, :hp * wp].reshape(n, c_in, hp, wp)
     image[:, :, top:top + height, left:left + width] = x
-    shifts = [i * dh * wp + j * dw for i, j in kernel_offsets(geom.kernel_size)]
+    shifts = [i * dh * wp + j * dw for i, j in kernel_offsets(geom.kernel)]
     return flat, wp, hp - dh * (kh - 1), shifts
 
 
@@ -426,7 +587,7 @@ def _shifted_weight_grad(grad, x, weight_shape, geom):
     grad_rows[:, :, :oh, :ow] = grad
     grad_rows = grad_rows.reshape(n, c_out, rows_out * wp)
     out = np.empty(weight_shape, grad.dtype)
-    for (i, j), shift in zip(kernel_offsets(geom.kernel_size), shifts):
+    for (i, j), shift in zip(kernel_offsets(geom.kernel), shifts):
         rows = flat[:, :, shift:shift + rows_out * wp]  # (N, C_in, L)
         out[:, :, i, j] = np.matmul(grad_rows, rows.transpose(0, 2, 1)).sum(axis=0)
     return out
@@ -437,19 +598,158 @@ def _is_full_correlation(grad_shape, input_shape, geom):
     by ``d(k-1) - p``? Yes when that padding is >= 0 and ``grad`` is the whole output
     (a transposed convolution's ``output_padding`` can make the input larger)."""
     return (tuple(grad_shape[2:]) == geom.output_size(*input_shape[2:])
-            and all(max(p) <= d * (k - 1) for p, d, k in zip(geom.padding, geom.dilation,
-                                                            geom.kernel_size)))
+            and all(max(p) <= d * (k - 1) for p, d, k in zip(geom.pad_widths, geom.dilation,
+                                                            geom.kernel)))
+
+
+def _full_correlation(weight, geom):
+    """The stride-1 input-gradient as a convolution: the kernel rotated by 180° with its
+    channels swapped, and the geometry padded by ``d(k-1) - p`` (the "full" correlation).
+
+    Returns
+    -------
+    flipped : ndarray of shape (C_in, C_out, kH, kW), a view
+    full : WindowGeometry
+    """
+    flipped = weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
+    padding = tuple((d * (k - 1) - before, d * (k - 1) - after) for (before, after), d, k
+                    in zip(geom.pad_widths, geom.dilation, geom.kernel))
+    return flipped, WindowGeometry(geom.kernel, (1, 1), padding, geom.dilation)
 
 
 def _shifted_input_grad(grad, weight, geom):
-    """Stride-1 input-gradient = a stride-1 convolution of ``grad`` with the kernel
-    rotated by 180° and its channels swapped, padded by ``d(k-1) - p`` (the "full"
-    correlation), computed by :func:`_shifted_forward`."""
-    flipped = weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
-    padding = tuple((d * (k - 1) - before, d * (k - 1) - after) for (before, after), d, k
-                    in zip(geom.padding, geom.dilation, geom.kernel_size))
-    full = _Geometry(geom.kernel_size, (1, 1), padding, geom.dilation)
+    """Stride-1 input-gradient = the full correlation of ``grad``
+    (:func:`_full_correlation`), computed by :func:`_shifted_forward`."""
+    flipped, full = _full_correlation(weight, geom)
     return _shifted_forward(grad, flipped, full, full.output_size(*grad.shape[2:]))
+
+
+# --- stride s, dense: the stride-1 strategy on the s² stride phases (space-to-depth) -----
+#
+# Output (h, w) of a stride-s convolution reads padded pixel (h s + i, w s + j). Write
+# the kernel offset as i = p s + a: that pixel is pixel (h + p, w + q) of stride phase
+# (a, b) (the padded pixels at rows a, a + s, ... and columns b, b + s, ...). Stacking
+# the s_H·s_W phases as channels turns the convolution into a stride-1 one with kernel
+# (kH / sH, kW / sW) and C_in·sH·sW channels, whose three kernels are shifted GEMMs.
+# (With a kernel that is not a multiple of the stride the stacked kernel would need zero
+# taps: im2col is used instead.)
+
+def _use_phase_gemm(weight_shape, geom):
+    """Strided, one group, no dilation, kernel a multiple of the stride, enough channels."""
+    (sh, sw), (kh, kw) = geom.stride, weight_shape[2:]
+    return ((sh, sw) != (1, 1) and geom.groups == 1 and geom.dilation == (1, 1)
+            and kh % sh == 0 and kw % sw == 0
+            and weight_shape[1] * sh * sw >= SHIFTED_GEMM_MIN_CHANNELS)
+
+
+def _phase_geometry(geom):
+    """The stride-1, unpadded geometry of the stacked phases."""
+    (sh, sw), (kh, kw) = geom.stride, geom.kernel
+    return WindowGeometry((kh // sh, kw // sw), (1, 1), ((0, 0), (0, 0)), (1, 1))
+
+
+def _phase_blocks(geom, phase_size, input_size):
+    """Where each stride phase meets the unpadded input.
+
+    Row ``u`` of phase ``(a, b)`` is padded row ``u sH + a``, input row ``u sH + a -
+    top``. Yields, per phase, the phase's slices (rows, cols) and the input's strided
+    slices (rows, cols) that correspond (the padding has no input pixel).
+    """
+    (sh, sw), (top, left) = geom.stride, (geom.pad_widths[0][0], geom.pad_widths[1][0])
+
+    def span(phase, stride, before, count, size):
+        first = max(0, -(-(before - phase) // stride))
+        start = first * stride + phase - before
+        number = max(0, min(count - first, len(range(start, size, stride))))
+        return slice(first, first + number), slice(start, start + stride * number, stride)
+
+    for a in range(sh):
+        rows, input_rows = span(a, sh, top, phase_size[0], input_size[0])
+        for b in range(sw):
+            cols, input_cols = span(b, sw, left, phase_size[1], input_size[1])
+            yield (a, b), (rows, cols), (input_rows, input_cols)
+
+
+def _to_phases(x, geom, out_size):
+    """The padded input's stride phases stacked as channels.
+
+    Returns
+    -------
+    ndarray of shape (N, C·sH·sW, H_out + kH/sH - 1, W_out + kW/sW - 1)
+        Channel ``(c, a, b)``, pixel ``(u, v)`` is padded pixel ``(u sH + a, v sW + b)``
+        of channel ``c``: exactly the padded rows and columns the windows read. (One
+        strided copy per phase, from the unpadded input: the padding stays zero.)
+    """
+    (sh, sw), (kh, kw) = geom.stride, geom.kernel
+    phase_size = (out_size[0] + kh // sh - 1, out_size[1] + kw // sw - 1)
+    n, c = x.shape[:2]
+    stacked = np.zeros((n, c, sh, sw) + phase_size, x.dtype)
+    for (a, b), (rows, cols), (input_rows, input_cols) in _phase_blocks(
+            geom, phase_size, x.shape[2:]):
+        stacked[:, :, a, b, rows, cols] = x[:, :, input_rows, input_cols]
+    return stacked.reshape((n, c * sh * sw) + phase_size)
+
+
+def _from_phases(stacked, geom, out):
+    """Adjoint of :func:`_to_phases`: each phase back in place, the padding dropped.
+
+    Parameters
+    ----------
+    stacked : ndarray of shape (N, C·sH·sW, Hs, Ws) (any strides)
+    out : ndarray of shape (N, C, H, W), zeros
+        Written in place; input pixels that no window reads (past the last window)
+        keep their 0.
+    """
+    (sh, sw), phase_size = geom.stride, stacked.shape[2:]
+    planes = stacked.reshape((stacked.shape[0], out.shape[1], sh, sw) + tuple(phase_size))
+    for (a, b), (rows, cols), (input_rows, input_cols) in _phase_blocks(
+            geom, phase_size, out.shape[2:]):
+        out[:, :, input_rows, input_cols] = planes[:, :, a, b, rows, cols]
+    return out
+
+
+def _phase_weight(weight, stride):
+    """(C_out, C_in, kH, kW) -> (C_out, C_in·sH·sW, kH/sH, kW/sW), matching the phases:
+    tap ``(p, q)`` of phase channel ``(c, a, b)`` is tap ``(p sH + a, q sW + b)``."""
+    (sh, sw), (c_out, c_in, kh, kw) = stride, weight.shape
+    split = weight.reshape(c_out, c_in, kh // sh, sh, kw // sw, sw).transpose(0, 1, 3, 5, 2, 4)
+    return np.ascontiguousarray(split).reshape(c_out, c_in * sh * sw, kh // sh, kw // sw)
+
+
+def _phase_input_grad(grad, weight, input_shape, geom):
+    """Strided input-gradient: the stride-1 input-gradient of the stacked phases (a
+    "full" correlation of ``grad``), put back in place (:func:`_from_phases`).
+
+    The full correlation has a small kernel (kH/sH × kW/sW) and a small image, so it
+    is computed as one GEMM per batch chunk over im2col columns of all the chunk's
+    images side by side (:func:`_unfold_side_by_side`): its output is then channel
+    first, which :func:`_from_phases` reads as it scatters the phases. A single image
+    whose columns exceed the workspace goes through :func:`_shifted_input_grad`
+    instead (cut into blocks of rows).
+    """
+    phase_weight, phase_geom = _phase_weight(weight, geom.stride), _phase_geometry(geom)
+    out = np.zeros(input_shape, grad.dtype)
+    flipped, full = _full_correlation(phase_weight, phase_geom)
+    phase_size = full.output_size(*grad.shape[2:])
+    w_matrix = flipped.reshape(flipped.shape[0], -1)
+    per_image = w_matrix.shape[1] * phase_size[0] * phase_size[1] * grad.itemsize
+    if per_image > windows.WORKSPACE_BYTES:
+        return _from_phases(_shifted_input_grad(grad, phase_weight, phase_geom), geom, out)
+    for chunk in _batch_chunks(grad.shape[0], per_image):
+        cols = _unfold_side_by_side(pad2d(grad[chunk], full.pad_widths), full, phase_size)
+        stacked = (w_matrix @ cols).reshape((w_matrix.shape[0], -1) + phase_size)
+        _from_phases(stacked.transpose(1, 0, 2, 3), geom, out[chunk])
+    return out
+
+
+def _phase_weight_grad(grad, x, weight_shape, geom):
+    """Strided weight-gradient: that of the stacked phases, taps put back in place."""
+    (sh, sw), (c_out, c_in, kh, kw) = geom.stride, weight_shape
+    stacked = _to_phases(x, geom, grad.shape[2:])
+    phase_shape = (c_out, c_in * sh * sw, kh // sh, kw // sw)
+    out = _shifted_weight_grad(grad, stacked, phase_shape, _phase_geometry(geom))
+    split = out.reshape(c_out, c_in, sh, sw, kh // sh, kw // sw)
+    return np.ascontiguousarray(split.transpose(0, 1, 4, 2, 5, 3)).reshape(weight_shape)
 
 
 # --- depthwise: multiply-accumulate over the k×k offsets, no GEMM --------------------------
@@ -463,62 +763,150 @@ def _depthwise_forward(x, weight, geom, out_size):
     """Depthwise forward: ``out[n, c, q] = sum_ij w[c, q, i, j] view_ij[n, c]``.
 
     Each (image, channel) plane is independent, so the work is organized over the
-    N·C planes ("rows"). With stride 1 the views are contiguous shifted rows of the
-    flattened padded planes (:func:`_shifted_rows`: long inner loops, a few
-    discarded columns); otherwise they are the strided :func:`offset_view` windows.
+    N·C planes ("rows"), one half of the batch per core (:func:`fancydl.parallel.halves`).
+    With stride 1 the views are contiguous shifted rows of the flattened padded planes
+    (:func:`_shifted_rows`: long inner loops, a few discarded columns); otherwise they
+    are the strided :func:`offset_view` windows.
 
     Returns
     -------
     ndarray of shape (N, C·m, H_out, W_out)
     """
+    out = np.empty((x.shape[0], weight.shape[0]) + tuple(out_size), x.dtype)
+    if x.shape[0]:
+        halves(lambda x, out: _depthwise_forward_into(x, weight, geom, out), x, out)
+    return out
+
+
+def _depthwise_forward_into(x, weight, geom, out):
+    """:func:`_depthwise_forward` of the images ``x`` into ``out`` (N, C·m, H_out, W_out)."""
     n, c = x.shape[:2]
-    taps = np.tile(_depthwise_split(weight, c), (n, 1, 1, 1))  # (N·C, m, kH, kW)
+    out_size = tuple(out.shape[2:])
+    taps = _depthwise_split(weight, c)  # (C, m, kH, kW)
     if geom.stride == (1, 1):
-        flat, wp, rows_out, shifts = _shifted_rows(x, geom)
-        planes = flat.reshape(n * c, -1)
-        length = rows_out * wp
+        flat, (hp, wp), shifts = _flat_planes(x, geom)
+        size = n * c * hp * wp
 
         def view(block, number, offset):
-            return planes[block, None, shifts[number]:shifts[number] + length]
+            start = shifts[number]
+            return flat[start:start + size].reshape(n, c, 1, hp * wp)[:, block]
 
-        out = _depthwise_accumulate(view, taps, geom, (length,), x.dtype)
-        out = out.reshape(n, -1, rows_out, wp)[:, :, :out_size[0], :out_size[1]]
-        return np.ascontiguousarray(out)
-    planes = pad2d(x, geom.padding).reshape(n * c, *geom.padded_shape(x.shape)[2:])
+        result = _depthwise_accumulate(view, taps, n, geom, (hp * wp,), x.dtype)
+        out[...] = result.reshape(n, -1, hp, wp)[:, :, :out_size[0], :out_size[1]]
+        return
+    x_padded = pad2d(x, geom.pad_widths)
 
     def view(block, number, offset):
-        return offset_view(planes[block], offset, geom.stride, geom.dilation,
-                           out_size)[:, None]
+        return offset_view(x_padded[:, block], offset, geom.stride, geom.dilation,
+                           out_size)[:, :, None]
 
-    out = _depthwise_accumulate(view, taps, geom, tuple(out_size), x.dtype)
-    return out.reshape(n, -1, *out_size)
+    out[...] = _depthwise_accumulate(view, taps, n, geom, out_size,
+                                     x.dtype).reshape(out.shape)
 
 
-def _depthwise_accumulate(view, taps, geom, spatial, dtype):
-    """``out[r, q] = sum over offsets (i, j) of taps[r, q, i, j] * view(i, j)[r]``.
+def _use_depthwise_full(weight_shape, geom):
+    """Depthwise, stride 1, one filter per channel: the input-gradient is a depthwise
+    convolution too, and the weight-gradient reads shifted rows."""
+    return (_is_depthwise(weight_shape, geom.groups) and geom.stride == (1, 1)
+            and weight_shape[0] == geom.groups)
 
-    The N·C planes are walked in blocks of about :data:`CACHE_BLOCK_BYTES` of output,
-    so that the k×k multiply and add passes over a block stay in the cache.
 
-    Parameters
-    ----------
-    view : callable (plane slice, offset number, offset) -> array (b, 1, *spatial)
-    taps : ndarray of shape (N·C, m, kH, kW)
+def _depthwise_full_input_grad(grad, weight, geom):
+    """Stride-1 depthwise input-gradient: a depthwise convolution of ``grad`` with each
+    kernel rotated by 180°, padded by ``d(k-1) - p`` (the "full" correlation)."""
+    flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1])
+    padding = tuple((d * (k - 1) - before, d * (k - 1) - after) for (before, after), d, k
+                    in zip(geom.pad_widths, geom.dilation, geom.kernel))
+    full = WindowGeometry(geom.kernel, (1, 1), padding, geom.dilation, geom.groups)
+    return _depthwise_forward(grad, flipped, full, full.output_size(*grad.shape[2:]))
+
+
+def _flat_planes(x, geom):
+    """Every padded (image, channel) plane, one after the other, in one flat array.
+
+    Output position ``(h, w)`` of plane ``r`` is flat position ``q = r·Hp·Wp + h·Wp + w``,
+    and kernel offset ``(i, j)`` reads ``flat[q + i·dH·Wp + j·dW]``: the view of an
+    offset over *all* the planes is one contiguous slice (positions with ``h`` or ``w``
+    past the output read the next row or plane, and are discarded). Contiguous operands
+    let NumPy run each pass as one long loop (about three times faster than over the
+    per-plane rows of a strided view).
 
     Returns
     -------
-    ndarray of shape (N·C, m, *spatial)
+    flat : ndarray of shape (N·C·Hp·Wp + tail,)
+        Zero padding around every plane; ``tail`` zeros after the last.
+    (Hp, Wp) : padded plane size
+    shifts : list of int
+        Flat shift of each kernel offset, in :func:`kernel_offsets` order.
     """
-    rows, m = taps.shape[:2]
-    out = np.empty((rows, m) + spatial, dtype)
-    blocks = _batch_chunks(rows, out[0].nbytes, CACHE_BLOCK_BYTES)
-    scratch = np.empty_like(out[blocks[0]] if blocks else out)
+    n, c, height, width = x.shape
+    (top, bottom), (left, right) = geom.pad_widths
+    hp, wp = height + top + bottom, width + left + right
+    (kh, kw), (dh, dw) = geom.kernel, geom.dilation
+    shifts = [i * dh * wp + j * dw for i, j in kernel_offsets(geom.kernel)]
+    flat = np.zeros(n * c * hp * wp + shifts[-1], x.dtype)
+    planes = flat[:n * c * hp * wp].reshape(n, c, hp, wp)
+    planes[:, :, top:top + height, left:left + width] = x
+    return flat, (hp, wp), shifts
+
+
+def _depthwise_shifted_weight_grad(grad, x, weight_shape, geom):
+    """Stride-1 depthwise weight-gradient over the flat planes (:func:`_flat_planes`).
+
+    ``dw[c, i, j] = sum over n and positions of grad[n, c] · x_pad[n, c]`` shifted by
+    ``(i dH, j dW)``: with ``grad`` laid out on the same padded grid (zeros at the
+    discarded positions), each offset is one ``einsum`` of two contiguous arrays. One
+    half of the batch per core.
+    """
+    def half(grad, x):
+        n, c, oh, ow = grad.shape
+        flat, (hp, wp), shifts = _flat_planes(x, geom)
+        grad_grid = np.zeros((n, c, hp, wp), grad.dtype)
+        grad_grid[:, :, :oh, :ow] = grad
+        grad_grid = grad_grid.reshape(n, c, hp * wp)
+        size = grad_grid.size
+        return np.stack([np.einsum("ncq,ncq->c", grad_grid,
+                                   flat[shift:shift + size].reshape(grad_grid.shape))
+                         for shift in shifts], axis=-1)
+
+    if grad.shape[0] == 0:
+        return np.zeros(weight_shape, grad.dtype)
+    return sum(halves(half, grad, x)).reshape(weight_shape)
+
+
+def _depthwise_accumulate(view, taps, batch, geom, spatial, dtype):
+    """``out[n, c, q] = sum over offsets (i, j) of taps[c, q, i, j] * view(i, j)[n, c]``.
+
+    The channels are walked in blocks of about :data:`CACHE_BLOCK_BYTES` of output
+    (all images of a block together), so that the k×k multiply and add passes over a
+    block stay in the cache. Within a block each tap is first spread over the output
+    positions (a small array, shared by all the images): a product whose operands are
+    both contiguous runs about twice as fast in NumPy as one that broadcasts a value
+    per row.
+
+    Parameters
+    ----------
+    view : callable (channel slice, offset number, offset) -> array (N, b, 1, *spatial)
+    taps : ndarray of shape (C, m, kH, kW)
+    batch : int
+        N, the number of images.
+
+    Returns
+    -------
+    ndarray of shape (N, C, m, *spatial)
+    """
+    channels, m = taps.shape[:2]
+    out = np.empty((batch, channels, m) + spatial, dtype)
+    blocks = _batch_chunks(channels, out[:, :1].nbytes, CACHE_BLOCK_BYTES)
+    scratch = np.empty_like(out[:, blocks[0]] if blocks else out)
+    spread = np.empty(scratch.shape[1:], dtype)  # (b, m, *spatial)
     broadcast = (slice(None), slice(None)) + (None,) * len(spatial)
     for block in blocks:
-        out_block = out[block]
-        product = scratch[:out_block.shape[0]]
-        for number, (i, j) in enumerate(kernel_offsets(geom.kernel_size)):
-            tap = taps[block, :, i, j][broadcast]
+        out_block = out[:, block]
+        size = out_block.shape[1]
+        product, tap = scratch[:, :size], spread[:size]
+        for number, (i, j) in enumerate(kernel_offsets(geom.kernel)):
+            tap[...] = taps[block, :, i, j][broadcast]
             if number == 0:
                 np.multiply(view(block, number, (i, j)), tap, out=out_block)
             else:
@@ -532,12 +920,12 @@ def _depthwise_input_grad(grad, weight, padded_shape, geom):
     n, c = padded_shape[:2]
     w = _depthwise_split(weight, c)[None, :, :, :, :, None, None]
     grad5 = grad.reshape(n, c, w.shape[2], *grad.shape[2:])
-    grad_padded = np.zeros(padded_shape, grad.dtype)
-    for block in _batch_chunks(n, grad5[0].nbytes, CACHE_BLOCK_BYTES):
-        for i, j in kernel_offsets(geom.kernel_size):
-            contribution = (grad5[block] * w[..., i, j, :, :]).sum(axis=2)
-            add_to_offset(grad_padded[block], (i, j), geom.stride, geom.dilation,
-                          contribution)
+    grad_padded = np.empty(padded_shape, grad.dtype)
+    for block in _batch_chunks(n, grad5[:1].nbytes, CACHE_BLOCK_BYTES):
+        pieces = ((grad5[block] * w[..., i, j, :, :]).sum(axis=2)
+                  for i, j in kernel_offsets(geom.kernel))
+        fold_offsets(pieces, grad_padded[block].shape, geom, grad.dtype,
+                     out=grad_padded[block])
     return grad_padded
 
 
@@ -547,7 +935,7 @@ def _depthwise_weight_grad(grad, x_padded, weight_shape, geom):
     m = weight_shape[0] // c
     grad5 = grad.reshape(n, c, m, *grad.shape[2:])
     out = np.empty((c, m) + tuple(weight_shape[2:]), grad.dtype)
-    for i, j in kernel_offsets(geom.kernel_size):
+    for i, j in kernel_offsets(geom.kernel):
         view = offset_view(x_padded, (i, j), geom.stride, geom.dilation, grad.shape[2:])
         out[:, :, i, j] = np.einsum("ncqhw,nchw->cq", grad5, view, optimize=True)
     return out.reshape(weight_shape)
@@ -584,6 +972,13 @@ def _check_conv_arrays(op, input, weight, bias):
     if bias is not None:
         check_float_array(op, "bias", bias, ndim=1)
     check_same_dtype(op, input=input, weight=weight, bias=bias)
+    if 0 in weight.shape:
+        raise ValueError(f"{op}: weight must have no empty dimension (at least one "
+                         f"channel on each side and a kernel of at least 1×1, as PyTorch "
+                         f"requires), got shape {weight.shape}")
+    if input.shape[-3] == 0:
+        raise ValueError(f"{op}: input must have at least one channel (dimension "
+                         f"{input.ndim - 3}), got shape {input.shape}")
 
 
 def _check_groups(op, input_channels, weight, groups, transposed):
@@ -642,11 +1037,11 @@ def _check_output_size(op, spatial, geom, out_size):
     if min(out_size) <= 0:
         padded = geom.padded_shape(tuple(spatial))
         effective = tuple(effective_kernel_size(k, d)
-                          for k, d in zip(geom.kernel_size, geom.dilation))
+                          for k, d in zip(geom.kernel, geom.dilation))
         raise ValueError(f"{op}: the (dilated) kernel of size {effective} (kernel_size "
-                         f"{geom.kernel_size}, dilation {geom.dilation}) is larger than "
+                         f"{geom.kernel}, dilation {geom.dilation}) is larger than "
                          f"the padded input of size {padded} (input {tuple(spatial)}, "
-                         f"padding {geom.padding}); the output would be {out_size}")
+                         f"padding {geom.pad_widths}); the output would be {out_size}")
 
 
 def _conv2d_geometry(op, input, weight, bias, stride, padding, dilation, groups):
@@ -658,7 +1053,7 @@ def _conv2d_geometry(op, input, weight, bias, stride, padding, dilation, groups)
     dilation = check_pair(op, "dilation", dilation, minimum=1)
     kernel_size = tuple(weight.shape[2:])
     pads = _conv_padding(op, padding, stride, kernel_size, dilation)
-    geom = _Geometry(kernel_size, stride, pads, dilation, int(groups))
+    geom = WindowGeometry(kernel_size, stride, pads, dilation, int(groups))
     _check_output_size(op, input.shape[-2:], geom, geom.output_size(*input.shape[-2:]))
     return geom
 
@@ -703,12 +1098,18 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
     Notes
     -----
-    Computed as one grouped GEMM per batch chunk of im2col columns (the buffer stays
-    within :data:`IM2COL_BUDGET_BYTES`); for depthwise weights (one input channel per
-    group) as a multiply-accumulate over the kH·kW offsets; for stride 1, one group and
-    at least :data:`SHIFTED_GEMM_MIN_CHANNELS` input channels, as one GEMM per batch
-    chunk over kH copies of the image rows, adding up kW column-shifted slices of its
-    product (no k×k im2col buffer).
+    Computed as one grouped GEMM per piece of im2col columns (the buffer stays within
+    :data:`fancydl.windows.WORKSPACE_BYTES`: the batch is cut into chunks and a single
+    image too large for it into blocks of output rows); for depthwise weights (one
+    input channel per group) as a multiply-accumulate over the kH·kW offsets; for
+    stride 1, one group and at least :data:`SHIFTED_GEMM_MIN_CHANNELS` input channels,
+    as one GEMM per piece over kH copies of the image rows, adding up kW column-shifted
+    slices of its product (no k×k im2col buffer); a strided one whose kernel is a
+    multiple of the stride the same way on the stride phases of the input.
+
+    In float32, an output that overflows is ±inf as in an exact sum (a NaN that only
+    the order of the additions made is recomputed in float64); a NaN or inf in the
+    input propagates as in PyTorch.
 
     Examples
     --------
@@ -744,10 +1145,8 @@ class _ConvTranspose2d(Function):
     def backward(ctx, grad):
         input, weight = ctx.saved
         needs = ctx.needs_input_grad
-        grad_input = (_conv_forward(grad, weight, ctx.geom, out_size=input.shape[2:])
-                      if needs[0] else None)
-        grad_weight = (_conv_weight_grad(input, grad, weight.shape, ctx.geom)
-                       if needs[1] else None)
+        grad_input, grad_weight = _conv_forward_and_weight_grad(grad, weight, input,
+                                                                ctx.geom, needs[:2])
         grad_bias = grad.sum(axis=(0, 2, 3)) if needs[2] else None
         return grad_input, grad_weight, grad_bias, None, None
 
@@ -771,7 +1170,7 @@ def _conv_transpose2d_geometry(op, input, weight, bias, stride, padding, output_
                              f"dilation in each dimension, got output_padding={extra} "
                              f"with stride={stride} and dilation={dilation}")
     kernel_size = tuple(weight.shape[2:])
-    geom = _Geometry(kernel_size, stride, ((ph, ph), (pw, pw)), dilation, int(groups))
+    geom = WindowGeometry.symmetric(kernel_size, stride, (ph, pw), dilation, groups)
     out_size = tuple(conv_transpose_output_size(size, k, s, p, a, d) for size, k, s, p, a, d
                      in zip(input.shape[-2:], kernel_size, stride, (ph, pw), extra,
                             dilation))
@@ -834,17 +1233,18 @@ class _Im2col(Function):
     @staticmethod
     def forward(ctx, input, geom):
         out_size = geom.output_size(*input.shape[2:])
-        cols = _unfold_padded(pad2d(input, geom.padding), geom, out_size)
+        cols = _unfold_padded(pad2d(input, geom.pad_widths), geom, out_size)
         ctx.geom, ctx.input_shape = geom, input.shape
-        return cols.reshape(input.shape[0], -1, out_size[0] * out_size[1])
+        n, c = input.shape[:2]
+        return cols.reshape(n, c * geom.taps, out_size[0] * out_size[1])
 
     @staticmethod
     def backward(ctx, grad):
         geom, shape = ctx.geom, ctx.input_shape
         out_size = geom.output_size(*shape[2:])
-        cols = grad.reshape(shape[:2] + tuple(geom.kernel_size) + out_size)
+        cols = grad.reshape(shape[:2] + tuple(geom.kernel) + out_size)
         padded = _fold_padded(cols, geom.padded_shape(tuple(shape)), geom)
-        return unpad2d(padded, geom.padding), None
+        return unpad2d(padded, geom.pad_widths), None
 
 
 class _Col2im(Function):
@@ -852,17 +1252,18 @@ class _Col2im(Function):
     def forward(ctx, cols, geom, output_size, channels):
         out_size = geom.output_size(*output_size)
         n = cols.shape[0]
-        blocks = cols.reshape((n, channels) + tuple(geom.kernel_size) + out_size)
+        blocks = cols.reshape((n, channels) + tuple(geom.kernel) + out_size)
         padded_shape = geom.padded_shape((n, channels) + tuple(output_size))
         ctx.geom, ctx.output_size = geom, tuple(output_size)
-        return unpad2d(_fold_padded(blocks, padded_shape, geom), geom.padding)
+        return unpad2d(_fold_padded(blocks, padded_shape, geom), geom.pad_widths)
 
     @staticmethod
     def backward(ctx, grad):
         geom = ctx.geom
         out_size = geom.output_size(*ctx.output_size)
-        cols = _unfold_padded(pad2d(grad, geom.padding), geom, out_size)
-        return cols.reshape(grad.shape[0], -1, out_size[0] * out_size[1]), None, None, None
+        cols = _unfold_padded(pad2d(grad, geom.pad_widths), geom, out_size)
+        n, c = grad.shape[:2]
+        return cols.reshape(n, c * geom.taps, out_size[0] * out_size[1]), None, None, None
 
 
 def _window_geometry(op, kernel_size, dilation, padding, stride):
@@ -870,7 +1271,7 @@ def _window_geometry(op, kernel_size, dilation, padding, stride):
     dilation = check_pair(op, "dilation", dilation, minimum=1)
     ph, pw = check_pair(op, "padding", padding, minimum=0)
     stride = check_pair(op, "stride", stride, minimum=1)
-    return _Geometry(kernel_size, stride, ((ph, ph), (pw, pw)), dilation)
+    return WindowGeometry.symmetric(kernel_size, stride, (ph, pw), dilation)
 
 
 def im2col(input, kernel_size, dilation=1, padding=0, stride=1):
@@ -900,6 +1301,10 @@ def im2col(input, kernel_size, dilation=1, padding=0, stride=1):
     """
     op = "im2col"
     check_float_array(op, "input", input, ndim=(3, 4))
+    if 0 in input.shape[-3:]:
+        raise ValueError(f"{op}: input must have non-empty channels, height and width "
+                         f"(only the batch may be empty, as in PyTorch), got shape "
+                         f"{input.shape}")
     geom = _window_geometry(op, kernel_size, dilation, padding, stride)
     _check_output_size(op, input.shape[-2:], geom, geom.output_size(*input.shape[-2:]))
     input, was_unbatched = _batched(input)
@@ -928,15 +1333,18 @@ def col2im(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     geom = _window_geometry(op, kernel_size, dilation, padding, stride)
     out_size = geom.output_size(*output_size)
     _check_output_size(op, output_size, geom, out_size)
-    per_block = geom.kernel_size[0] * geom.kernel_size[1]
+    per_block = geom.kernel[0] * geom.kernel[1]
     rows, length = input.shape[-2:]
+    if rows == 0:
+        raise ValueError(f"col2im: input's dimension -2 (C·kH·kW) must be non-empty (only "
+                         f"the batch may be empty, as in PyTorch), got shape {input.shape}")
     if rows % per_block:
         raise ValueError(f"col2im: input's dimension -2 must be divisible by kH·kW = "
-                         f"{per_block} (kernel_size {geom.kernel_size}), got {rows}")
+                         f"{per_block} (kernel_size {geom.kernel}), got {rows}")
     if length != out_size[0] * out_size[1]:
-        padding = (geom.padding[0][0], geom.padding[1][0])
+        padding = (geom.pad_widths[0][0], geom.pad_widths[1][0])
         raise ValueError(f"col2im: input has {length} columns (dimension -1) but "
-                         f"output_size {output_size}, kernel_size {geom.kernel_size}, "
+                         f"output_size {output_size}, kernel_size {geom.kernel}, "
                          f"dilation {geom.dilation}, padding {padding} and stride "
                          f"{geom.stride} give {out_size[0]}×{out_size[1]} = "
                          f"{out_size[0] * out_size[1]} blocks")
@@ -944,111 +1352,4 @@ def col2im(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     out = _Col2im.apply(input, geom, output_size, rows // per_block)
     return _unbatched(out, was_unbatched)
 
-
-# --- teaching references ----------------------------------------------------------------
-
-def conv2d_loops(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """:func:`conv2d` as the textbook loops: slow, plain, and the tests' oracle.
-
-    One Python iteration per (image, output channel, output row, output column); each
-    computes the sum of ``weight[o] * window`` over the window's channels and pixels.
-    Forward only (no gradient). Same arguments, checks and result as :func:`conv2d`.
-
-    Returns
-    -------
-    ndarray of shape (N, C_out, H_out, W_out) (or without N)
-    """
-    geom = _conv2d_geometry("conv2d_loops", input, weight, bias, stride, padding,
-                            dilation, groups)
-    unbatched = input.ndim == 3
-    x = pad2d(input[None] if unbatched else input, geom.padding)
-    (sh, sw), (dh, dw), (kh, kw) = geom.stride, geom.dilation, geom.kernel_size
-    c_out, c_per_group = weight.shape[0], weight.shape[1]
-    out_per_group = c_out // groups
-    oh, ow = geom.output_size(*input.shape[-2:])
-    out = np.zeros((x.shape[0], c_out, oh, ow), x.dtype)
-    for n, o, h, w in itertools.product(range(x.shape[0]), range(c_out), range(oh),
-                                        range(ow)):
-        first = (o // out_per_group) * c_per_group   # first input channel of o's group
-        window = x[n, first:first + c_per_group,
-                   h * sh:h * sh + dh * (kh - 1) + 1:dh,
-                   w * sw:w * sw + dw * (kw - 1) + 1:dw]
-        out[n, o, h, w] = np.sum(window * weight[o])
-        if bias is not None:
-            out[n, o, h, w] += bias[o]
-    return out[0] if unbatched else out
-
-
-def insert_zeros(input, stride):
-    """Put ``stride - 1`` zeros between neighbouring pixels (the "holes in the image").
-
-    Parameters
-    ----------
-    input : ndarray of shape (..., H, W)
-    stride : int or (int, int)
-
-    Returns
-    -------
-    ndarray of shape (..., (H - 1)·sH + 1, (W - 1)·sW + 1)
-    """
-    check_array("insert_zeros", "input", input)
-    if input.ndim < 2:
-        raise ValueError(f"insert_zeros: input must have at least 2 dimensions, got "
-                         f"shape {input.shape}")
-    sh, sw = check_pair("insert_zeros", "stride", stride, minimum=1)
-    height, width = input.shape[-2:]
-    out = np.zeros(input.shape[:-2] + ((height - 1) * sh + 1, (width - 1) * sw + 1),
-                   input.dtype)
-    out[..., ::sh, ::sw] = input
-    return out
-
-
-def _flipped_group_transposed(weight, groups):
-    """conv_transpose2d weight (C_in, C_out/g, kH, kW) -> conv2d weight (C_out, C_in/g,
-    kH, kW) with the kernel rotated by 180°."""
-    c_in, c_out_per_group = weight.shape[:2]
-    w = weight.reshape(groups, c_in // groups, c_out_per_group, *weight.shape[2:])
-    w = w.transpose(0, 2, 1, 3, 4).reshape(groups * c_out_per_group, c_in // groups,
-                                           *weight.shape[2:])
-    return w[..., ::-1, ::-1].copy()
-
-
-def conv_transpose2d_zero_insertion(input, weight, bias=None, stride=1, padding=0,
-                                    output_padding=0, groups=1, dilation=1):
-    """:func:`conv_transpose2d` built the "deconvolution" way, for teaching.
-
-    Insert ``stride - 1`` zeros between the input pixels, pad by ``d(k - 1) - p``
-    (plus ``output_padding`` at the bottom/right; a negative pad crops), and run an
-    ordinary stride-1 :func:`conv2d` with the kernel rotated by 180° and its in/out
-    channels swapped within each group. Same arguments and result as
-    :func:`conv_transpose2d`; forward only.
-    """
-    op = "conv_transpose2d_zero_insertion"
-    geom, _ = _conv_transpose2d_geometry(op, input, weight, bias, stride, padding,
-                                         output_padding, groups, dilation)
-    unbatched = input.ndim == 3
-    x = insert_zeros(input[None] if unbatched else input, geom.stride)
-    extra = check_pair(op, "output_padding", output_padding, minimum=0)
-    pads = [(d * (k - 1) - p[0], d * (k - 1) - p[1] + a) for k, d, p, a in
-            zip(geom.kernel_size, geom.dilation, geom.padding, extra)]
-    # Negative "padding" crops: pad by the positive part, then crop the rest.
-    x = pad2d(x, tuple((max(b, 0), max(a, 0)) for b, a in pads))
-    crop = tuple((max(-b, 0), max(-a, 0)) for b, a in pads)
-    x = unpad2d(x, crop)
-    w = _flipped_group_transposed(weight, geom.groups)
-    out = conv2d(x, w, bias, stride=1, padding=0, dilation=geom.dilation,
-                 groups=geom.groups)
-    return out[0] if unbatched else out
-
-
-@torch_reference("im2col")
-def _torch_im2col(torch, input, kernel_size, dilation=1, padding=0, stride=1):
-    """torch.nn.functional.unfold"""
-    return torch.nn.functional.unfold(input, kernel_size, dilation, padding, stride)
-
-
-@torch_reference("col2im")
-def _torch_col2im(torch, input, output_size, kernel_size, dilation=1, padding=0, stride=1):
-    """torch.nn.functional.fold"""
-    return torch.nn.functional.fold(input, output_size, kernel_size, dilation, padding, stride)
 

@@ -11,54 +11,51 @@ vectorized indexing operation (channels last, so each index copies a contiguous 
 channels), blends them with the bilinear weights, and contracts with the weight in one
 grouped matrix product. The backward pass recomputes the samples, so nothing of the
 size of the column buffer is kept between forward and backward, and the batch is
-processed in chunks whose column buffer stays within :data:`WORKSPACE_BYTES`.
+processed in chunks whose column buffer stays within
+:data:`fancydl.windows.WORKSPACE_BYTES`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .autodiff import Function
-from .crosscheck import torch_reference
 from .validation import check_float_array, check_pair, check_same_dtype
-from .windows import conv_output_size, kernel_offsets
+from .windows import WindowGeometry, add_rows, work_chunks
 
 __all__ = ["deform_conv2d", "deform_sampling_points", "bilinear_sample"]
 
-#: Budget, in bytes, of one chunk's column buffer (chunk, H_out W_out, kH kW, C_in).
-#: The batch is split so that this buffer stays within it (at least one image per
-#: chunk); the peak working memory is about 6 such buffers in the forward pass and 8
-#: in the forward+backward pass (the four-corner gather alone holds 4).
-WORKSPACE_BYTES = 8 * 2**20
-
-
 # --- geometry: where every kernel tap samples ------------------------------------------
 
-class _Geometry:
-    """Shapes and hyper-parameters of one call, shared by forward and backward."""
+class _Deformation:
+    """Shapes of one call and its window geometry, shared by forward and backward.
 
-    def __init__(self, input_shape, weight_shape, offset_groups, stride, padding, dilation,
-                 out_size=None):
+    ``window`` is the :class:`~fancydl.windows.WindowGeometry` of the undeformed
+    convolution (its ``out_size`` fixed); the rest are the array sizes.
+    """
+
+    def __init__(self, input_shape, weight_shape, offset_groups, window):
         self.batch, self.channels, self.height, self.width = input_shape
-        self.out_channels, self.group_channels, kh, kw = weight_shape
-        self.kernel = (kh, kw)
-        self.taps = kh * kw
+        self.out_channels, self.group_channels = weight_shape[:2]
         self.groups = self.channels // self.group_channels
         self.offset_groups = offset_groups
-        self.stride, self.padding, self.dilation = stride, padding, dilation
-        self.out_size = out_size or tuple(conv_output_size(n, k, s, p, d) for n, k, s, p, d
-                                          in zip((self.height, self.width), self.kernel,
-                                                 stride, padding, dilation))
+        self.window = window
+        self.kernel, self.taps, self.out_size = window.kernel, window.taps, window.out_size
 
     def regular_grid(self, dtype):
         """Undeformed sampling positions ``h s - p + i d`` (rows) and ``w s - p + j d``
         (columns), each of shape (H_out W_out, kH kW)."""
-        (sh, sw), (ph, pw), (dh, dw) = self.stride, self.padding, self.dilation
-        ho, wo = self.out_size
-        taps = np.array(kernel_offsets(self.kernel)).reshape(-1, 2)
-        rows = np.repeat(np.arange(ho) * sh - ph, wo)[:, None] + taps[:, 0] * dh
-        cols = np.tile(np.arange(wo) * sw - pw, ho)[:, None] + taps[:, 1] * dw
-        return rows.astype(dtype), cols.astype(dtype)
+        return self.window.window_origins(self.out_size, dtype)
+
+
+def _window(kernel, stride, padding, dilation, spatial=None, out_size=None):
+    """The undeformed window geometry, its output size computed from ``spatial``
+    (H, W) unless given."""
+    window = WindowGeometry.symmetric(kernel, stride, padding, dilation)
+    out_size = window.output_size(*spatial) if out_size is None else out_size
+    return dataclasses.replace(window, out_size=tuple(out_size))
 
 
 def _points_layout(per_tap, geometry, components):
@@ -194,11 +191,13 @@ def _grouped_output(grad_out, groups):
 # --- the operator ---------------------------------------------------------------------
 
 def _chunks(geometry, itemsize):
-    """Batch slices whose column buffer stays within :data:`WORKSPACE_BYTES`."""
+    """Batch slices whose column buffer (chunk, H_out W_out, kH kW, C_in) stays within
+    :data:`fancydl.windows.WORKSPACE_BYTES` (at least one image per chunk). The peak
+    working memory is about 6 such buffers in the forward pass and 8 in the
+    forward+backward pass (the four-corner gather alone holds 4)."""
     per_image = geometry.out_size[0] * geometry.out_size[1] * geometry.taps * \
         geometry.channels * itemsize
-    size = max(1, WORKSPACE_BYTES // max(per_image, 1))
-    return [slice(start, start + size) for start in range(0, geometry.batch, size)]
+    return [chunk for chunk, _ in work_chunks(geometry.batch, per_image)]
 
 
 def _sample(x, y, xs, geometry):
@@ -297,23 +296,19 @@ def _deform_backward_chunks(grad, input, offset, weight, mask, g, need_x, need_o
 def _scatter_to_pixels(grad_sampled, corners, g, dtype):
     """Backward of the gather: add ``weight * grad`` of every corner into its pixel.
 
-    ``np.add.at`` on flat element indices (NumPy's fast path for a 1-D target)
-    accumulates where several points share a pixel; one corner at a time keeps the
-    index array at one column buffer's worth of integers.
+    :func:`fancydl.windows.add_rows` accumulates where several points share a pixel;
+    one corner at a time keeps the index array at one column buffer's worth of integers.
 
     Returns the input gradient of the chunk, (B, C, H, W).
     """
     b, cg = grad_sampled.shape[0], grad_sampled.shape[-1]
     plane = g.height * g.width + 1
-    table = np.zeros(b * g.offset_groups * plane * cg, dtype)
-    rows = _table_rows(corners.pixels, g) * cg
-    channel = np.arange(cg)
-    flat = np.empty(grad_sampled.shape, np.intp)
+    table = np.zeros((b * g.offset_groups * plane, cg), dtype)
+    rows = _table_rows(corners.pixels, g)
     contributions = np.empty_like(grad_sampled)
     for corner in range(4):
-        np.add(rows[..., corner, None], channel, out=flat)
         np.multiply(corners.weights[..., corner, None], grad_sampled, out=contributions)
-        np.add.at(table, flat.reshape(-1), contributions.reshape(-1))
+        add_rows(table, rows[..., corner], contributions)
     planes = table.reshape(b, g.offset_groups, plane, cg)[:, :, :-1]
     return planes.transpose(0, 1, 3, 2).reshape(b, g.channels, g.height, g.width)
 
@@ -336,6 +331,12 @@ def _check_arguments(input, offset, weight, bias, mask, stride, padding, dilatio
     c_out, cg, kh, kw = weight.shape
     if kh == 0 or kw == 0:
         raise ValueError(f"{op}: weight must have kernel sizes >= 1, got shape {weight.shape}")
+    if c_out == 0:
+        raise ValueError(f"{op}: weight must have at least one output channel (dimension 0), "
+                         f"got shape {weight.shape}")
+    if c == 0 or h == 0 or w == 0:
+        raise ValueError(f"{op}: input must have non-empty channels, height and width "
+                         f"(only the batch may be empty), got shape {input.shape}")
     if cg == 0 or c % cg != 0:
         raise ValueError(f"{op}: weight.shape[1] (C_in / groups) must divide the {c} input "
                          f"channels, got {cg}")
@@ -352,7 +353,8 @@ def _check_arguments(input, offset, weight, bias, mask, stride, padding, dilatio
     if c % offset_groups != 0:
         raise ValueError(f"{op}: the {c} input channels must be divisible by the "
                          f"{offset_groups} offset groups (offset.shape[1] / (2 kH kW))")
-    geometry = _Geometry(input.shape, weight.shape, offset_groups, stride, padding, dilation)
+    window = _window((kh, kw), stride, padding, dilation, spatial=(h, w))
+    geometry = _Deformation(input.shape, weight.shape, offset_groups, window)
     if min(geometry.out_size) <= 0:
         raise ValueError(f"{op}: output size {geometry.out_size} is too small: input "
                          f"{(h, w)} with kernel {(kh, kw)}, padding {padding} and dilation "
@@ -440,10 +442,10 @@ def deform_sampling_points(offset, kernel_size, stride=1, padding=0, dilation=1)
         raise ValueError(f"{op}: offset.shape[1] must be a positive multiple of 2 kH kW = "
                          f"{2 * kh * kw}, got {channels}")
     # Only the kernel, the hyper-parameters and the output size matter here.
-    geometry = _Geometry((n, 1, 0, 0), (1, 1, kh, kw), channels // (2 * kh * kw),
-                         check_pair(op, "stride", stride, minimum=1),
-                         check_pair(op, "padding", padding, minimum=0),
-                         check_pair(op, "dilation", dilation, minimum=1), out_size=(ho, wo))
+    window = _window((kh, kw), check_pair(op, "stride", stride, minimum=1),
+                     check_pair(op, "padding", padding, minimum=0),
+                     check_pair(op, "dilation", dilation, minimum=1), out_size=(ho, wo))
+    geometry = _Deformation((n, 1, 0, 0), (1, 1, kh, kw), channels // (2 * kh * kw), window)
     y, x = _sampling_points(offset, geometry)            # (N, L, K, G_off)
     shape = (n, ho, wo, kh, kw, geometry.offset_groups)
     order = (0, 5, 3, 4, 1, 2)
@@ -474,38 +476,3 @@ def bilinear_sample(image, y, x):
     corners = _Corners(y, x, *image.shape)
     flat = np.append(image.reshape(-1), np.zeros(1, image.dtype))
     return (corners.weights * flat[corners.pixels]).sum(-1)
-
-
-@torch_reference("deform_conv2d")
-def _deform_conv2d_torch(torch, input, offset, weight, bias=None, stride=1, padding=0,
-                         dilation=1, mask=None):
-    """torch.nn.functional.grid_sample at the deformed points + a grouped contraction"""
-    functional = torch.nn.functional
-    n, c, h, w = input.shape
-    c_out, cg, kh, kw = weight.shape
-    taps, groups = kh * kw, c // cg
-    offset_groups = offset.shape[1] // (2 * taps)
-    ho, wo = offset.shape[-2:]
-    (sh, sw), (ph, pw), (dh, dw) = (check_pair("reference", "pair", v)
-                                    for v in (stride, padding, dilation))
-    tap_rows = torch.arange(kh).repeat_interleave(kw)
-    tap_cols = torch.arange(kw).repeat(kh)
-    base_y = (torch.arange(ho) * sh - ph)[None, :, None] + (tap_rows * dh)[:, None, None]
-    base_x = (torch.arange(wo) * sw - pw)[None, None, :] + (tap_cols * dw)[:, None, None]
-    d = offset.reshape(n, offset_groups, taps, 2, ho, wo)
-    y, x = base_y + d[:, :, :, 0], base_x + d[:, :, :, 1]        # (N, G_off, K, Ho, Wo)
-    # One zero row and column at the bottom/right change no sample (a pixel outside the
-    # image counts as 0 either way) and keep align_corners' (size - 1) from being 0.
-    padded = functional.pad(input, (0, 1, 0, 1))
-    grid = torch.stack([2 * x / w - 1, 2 * y / h - 1], dim=-1)
-    samples = functional.grid_sample(
-        padded.reshape(n * offset_groups, c // offset_groups, h + 1, w + 1),
-        grid.reshape(n * offset_groups, taps * ho, wo, 2),
-        mode="bilinear", padding_mode="zeros", align_corners=True)
-    samples = samples.reshape(n, offset_groups, c // offset_groups, taps, ho, wo)
-    if mask is not None:
-        samples = samples * mask.reshape(n, offset_groups, 1, taps, ho, wo)
-    samples = samples.reshape(n, groups, cg, taps, ho, wo)
-    kernel = weight.reshape(groups, c_out // groups, cg, taps)
-    out = torch.einsum("ngckhw,gock->ngohw", samples, kernel).reshape(n, c_out, ho, wo)
-    return out if bias is None else out + bias[None, :, None, None]

@@ -3,20 +3,37 @@
 They make ``fancydl.vjp`` work on whole small networks, e.g.
 ``lambda x, w: fancydl.relu(fancydl.conv2d(x, w)).mean()``. Binary operators broadcast
 like NumPy; their backward sums the gradient back to each input's shape.
+
+They validate like every other operator (PyTorch's rules): array operands must be
+float32 or float64 (an integer or bool array raises ``TypeError`` rather than being
+truncated); a Python number takes the array's dtype, as in PyTorch; float32 with
+float64 promotes to float64; shapes that do not broadcast raise ``ValueError`` naming
+both; ``dim`` must be in ``[-ndim, ndim)``.
+
+Importing this module also gives :class:`~fancydl.autodiff.Traced` values their
+arithmetic (``t + 1``, ``t @ w``, ``t ** 2``, ``t.sum(axis=0)``, ``t.T``, ``np.exp(t)``):
+see :func:`fancydl._traced.install_operators`.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
-from .autodiff import Function, Traced, value_of
-from .validation import check_float_array
+from ._traced import Traced, constant_of, install_operators
+from .autodiff import Function
+from .validation import check_dim, check_float_array
 
-__all__ = ["add", "sub", "mul", "div", "neg", "exp", "log", "relu", "sigmoid", "tanh",
-           "sum", "mean", "reshape", "flatten", "matmul", "linear", "getitem"]
+__all__ = ["add", "sub", "mul", "div", "pow", "neg", "exp", "log", "relu", "sigmoid",
+           "tanh", "sum", "mean", "amax", "amin", "reshape", "flatten", "permute",
+           "transpose", "matmul", "linear", "getitem"]
+
+_FLOATS = (np.float32, np.float64)
 
 
-def unbroadcast(grad, shape):
+def unbroadcast(grad, shape, dtype=None):
     """Sum ``grad`` over the axes that broadcasting added or stretched to reach it.
 
     Parameters
@@ -25,49 +42,90 @@ def unbroadcast(grad, shape):
         Gradient of a broadcast result.
     shape : tuple of int
         Shape of the input that was broadcast.
+    dtype : numpy.dtype, optional
+        The input's dtype, when a promotion (float32 with float64) widened ``grad``.
 
     Returns
     -------
-    ndarray of shape ``shape``
+    ndarray of shape ``shape`` (and ``dtype``)
     """
-    if grad.shape == tuple(shape):
-        return grad
-    extra = grad.ndim - len(shape)
-    grad = grad.sum(axis=tuple(range(extra))) if extra > 0 else grad
-    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
-    return grad.sum(axis=stretched, keepdims=True) if stretched else grad
+    if grad.shape != tuple(shape):
+        extra = grad.ndim - len(shape)
+        grad = grad.sum(axis=tuple(range(extra))) if extra > 0 else grad
+        stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+        grad = grad.sum(axis=stretched, keepdims=True) if stretched else grad
+    return grad if dtype is None else grad.astype(dtype, copy=False)
 
 
-def _as_operand(x, other):
-    """Turn a Python number into an array of the other operand's dtype."""
+def _describe(x):
     if isinstance(x, (np.ndarray, Traced)):
-        return x
-    dtype = value_of(other).dtype if isinstance(other, (np.ndarray, Traced)) else None
-    return np.asarray(x, dtype=dtype)
+        return f"an array of shape {x.shape} and dtype {x.dtype}"
+    return f"{type(x).__name__} {x!r}"
 
+
+def _is_array(x):
+    return isinstance(x, (np.ndarray, Traced))
+
+
+def _check_operand(op, name, x):
+    """A float array (plain or traced) or a real number; anything else is refused."""
+    if _is_array(x):
+        if x.dtype not in _FLOATS:
+            raise TypeError(f"{op}: {name} must have dtype float32 or float64, got "
+                            f"{x.dtype} (integer and bool arrays are not differentiable; "
+                            f"convert with .astype(np.float64) first)")
+    elif not isinstance(x, numbers.Real):
+        raise TypeError(f"{op}: {name} must be a float array or a real number, got "
+                        f"{_describe(x)}")
+
+
+def _operands(op, input, other):
+    """Validate a binary operator's operands and turn a number into a 0-d array.
+
+    A number takes the dtype of the array operand (PyTorch: ``float32 + 0.1`` stays
+    float32); two arrays must broadcast.
+    """
+    _check_operand(op, "input", input)
+    _check_operand(op, "other", other)
+    if not (_is_array(input) or _is_array(other)):
+        raise TypeError(f"{op}: input or other must be an array, got two numbers "
+                        f"{input!r} and {other!r}")
+    if _is_array(input) and _is_array(other):
+        try:
+            np.broadcast_shapes(input.shape, other.shape)
+        except ValueError:
+            raise ValueError(f"{op}: input of shape {input.shape} and other of shape "
+                             f"{other.shape} cannot be broadcast together") from None
+        return input, other
+    dtype = (input if _is_array(input) else other).dtype
+    as_array = (lambda x: x if _is_array(x) else np.asarray(x, dtype=dtype))
+    return as_array(input), as_array(other)
+
+
+# --- binary arithmetic ------------------------------------------------------------------
 
 class _Add(Function):
     @staticmethod
     def forward(ctx, a, b):
-        ctx.shapes = a.shape, b.shape
+        ctx.meta = (a.shape, a.dtype), (b.shape, b.dtype)
         return a + b
 
     @staticmethod
     def backward(ctx, grad):
-        sa, sb = ctx.shapes
-        return unbroadcast(grad, sa), unbroadcast(grad, sb)
+        ma, mb = ctx.meta
+        return unbroadcast(grad, *ma), unbroadcast(grad, *mb)
 
 
 class _Sub(Function):
     @staticmethod
     def forward(ctx, a, b):
-        ctx.shapes = a.shape, b.shape
+        ctx.meta = (a.shape, a.dtype), (b.shape, b.dtype)
         return a - b
 
     @staticmethod
     def backward(ctx, grad):
-        sa, sb = ctx.shapes
-        return unbroadcast(grad, sa), unbroadcast(-grad, sb)
+        ma, mb = ctx.meta
+        return unbroadcast(grad, *ma), unbroadcast(-grad, *mb)
 
 
 class _Mul(Function):
@@ -79,8 +137,8 @@ class _Mul(Function):
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved
-        ga = unbroadcast(grad * b, a.shape) if ctx.needs_input_grad[0] else None
-        gb = unbroadcast(grad * a, b.shape) if ctx.needs_input_grad[1] else None
+        ga = unbroadcast(grad * b, a.shape, a.dtype) if ctx.needs_input_grad[0] else None
+        gb = unbroadcast(grad * a, b.shape, b.dtype) if ctx.needs_input_grad[1] else None
         return ga, gb
 
 
@@ -93,30 +151,67 @@ class _Div(Function):
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved
-        ga = unbroadcast(grad / b, a.shape) if ctx.needs_input_grad[0] else None
-        gb = unbroadcast(-grad * a / (b * b), b.shape) if ctx.needs_input_grad[1] else None
+        ga = unbroadcast(grad / b, a.shape, a.dtype) if ctx.needs_input_grad[0] else None
+        gb = (unbroadcast(-grad * a / (b * b), b.shape, b.dtype)
+              if ctx.needs_input_grad[1] else None)
+        return ga, gb
+
+
+class _Pow(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        y = a ** b
+        ctx.save_for_backward(a, b, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b, y = ctx.saved
+        ga = gb = None
+        if ctx.needs_input_grad[0]:
+            # b * a**(b - 1), with PyTorch's 0 where b == 0 (even at a == 0).
+            with np.errstate(divide="ignore", invalid="ignore"):
+                local = np.where(b == 0, 0, b * a ** np.where(b == 0, 1, b - 1))
+            ga = unbroadcast(grad * local, a.shape, a.dtype)
+        if ctx.needs_input_grad[1]:
+            # y * log(a), with PyTorch's 0 where a == 0 and b >= 0.
+            with np.errstate(divide="ignore", invalid="ignore"):
+                local = np.where((a == 0) & (b >= 0), 0, y * np.log(a))
+            gb = unbroadcast(grad * local, b.shape, b.dtype)
         return ga, gb
 
 
 def add(input, other):
-    """``input + other`` with broadcasting."""
-    return _Add.apply(_as_operand(input, other), _as_operand(other, input))
+    """``input + other`` with broadcasting (float arrays or a float array and a number)."""
+    return _Add.apply(*_operands("add", input, other))
 
 
 def sub(input, other):
     """``input - other`` with broadcasting."""
-    return _Sub.apply(_as_operand(input, other), _as_operand(other, input))
+    return _Sub.apply(*_operands("sub", input, other))
 
 
 def mul(input, other):
     """``input * other`` with broadcasting."""
-    return _Mul.apply(_as_operand(input, other), _as_operand(other, input))
+    return _Mul.apply(*_operands("mul", input, other))
 
 
 def div(input, other):
-    """``input / other`` with broadcasting."""
-    return _Div.apply(_as_operand(input, other), _as_operand(other, input))
+    """``input / other`` with broadcasting (true division)."""
+    return _Div.apply(*_operands("div", input, other))
 
+
+def pow(input, exponent):
+    """``input ** exponent`` with broadcasting, like ``torch.pow``.
+
+    The gradients follow PyTorch at the edges: 0 with respect to ``input`` where
+    ``exponent == 0``, and 0 with respect to ``exponent`` where ``input == 0`` and
+    ``exponent >= 0``.
+    """
+    return _Pow.apply(*_operands("pow", input, exponent))
+
+
+# --- unary elementwise --------------------------------------------------------------------
 
 class _Neg(Function):
     @staticmethod
@@ -196,6 +291,7 @@ class _Tanh(Function):
 
 def neg(input):
     """``-input``."""
+    check_float_array("neg", "input", input)
     return _Neg.apply(input)
 
 
@@ -229,18 +325,32 @@ def tanh(input):
     return _Tanh.apply(input)
 
 
-def _axes(dim, ndim):
+# --- reductions ---------------------------------------------------------------------------
+
+def _reduced_axes(op, dim, ndim):
+    """``dim`` (None, an int or a sequence of ints) as sorted axes, PyTorch's rules:
+    None or ``()`` reduce every dimension; out of range or repeated raise."""
     if dim is None:
         return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    return tuple(d % ndim for d in dims)
+    if isinstance(dim, (tuple, list)):
+        axes = [check_dim(op, "dim", d, ndim) for d in dim]
+        if not axes:
+            return tuple(range(ndim))
+    else:
+        axes = [check_dim(op, "dim", dim, ndim)]
+    if ndim == 0:
+        return ()
+    repeated = {a for a in axes if axes.count(a) > 1}
+    if repeated:
+        raise ValueError(f"{op}: dim {min(repeated)} appears more than once in {dim!r}")
+    return tuple(sorted(axes))
 
 
 class _Sum(Function):
     @staticmethod
-    def forward(ctx, x, dim=None, keepdim=False):
-        ctx.shape, ctx.axes = x.shape, _axes(dim, x.ndim)
-        return np.asarray(x.sum(axis=ctx.axes, keepdims=keepdim))
+    def forward(ctx, x, axes=(), keepdim=False):
+        ctx.shape, ctx.axes = x.shape, axes
+        return np.asarray(x.sum(axis=axes, keepdims=keepdim))
 
     @staticmethod
     def backward(ctx, grad):
@@ -248,16 +358,82 @@ class _Sum(Function):
         return (np.broadcast_to(grad, ctx.shape).copy(),)
 
 
+class _Extreme(Function):
+    """``amax``/``amin``: the gradient is shared equally by tied extremes (PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, x, axes=(), keepdim=False, largest=True):
+        reduce = np.max if largest else np.min
+        y = reduce(x, axis=axes, keepdims=True)
+        ctx.save_for_backward(x, y)
+        ctx.axes = axes
+        return np.asarray(y if keepdim else np.squeeze(y, axis=axes))
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved
+        grad = np.expand_dims(grad, ctx.axes) if grad.ndim < x.ndim else grad
+        hit = x == y
+        count = hit.sum(axis=ctx.axes, keepdims=True)
+        return (np.where(hit, grad / count.astype(x.dtype), 0).astype(x.dtype),)
+
+
 def sum(input, dim=None, keepdim=False):
-    """Sum over ``dim`` (an int, a tuple, or None for all), like ``torch.sum``."""
-    return _Sum.apply(input, dim=dim, keepdim=keepdim)
+    """Sum over ``dim``, like ``torch.sum``.
+
+    Parameters
+    ----------
+    input : ndarray, float32 or float64
+    dim : int, tuple of int or None
+        Dimensions to reduce, each in ``[-ndim, ndim)`` and not repeated; None or
+        ``()`` reduce them all (as ``torch.sum(x, ())`` does).
+    keepdim : bool
+        Keep the reduced dimensions with size 1.
+
+    Returns
+    -------
+    ndarray of input's dtype
+    """
+    check_float_array("sum", "input", input)
+    return _Sum.apply(input, axes=_reduced_axes("sum", dim, input.ndim),
+                      keepdim=bool(keepdim))
 
 
 def mean(input, dim=None, keepdim=False):
-    """Mean over ``dim`` (an int, a tuple, or None for all), like ``torch.mean``."""
-    count = int(np.prod([input.shape[a] for a in _axes(dim, input.ndim)]))
-    return div(sum(input, dim, keepdim), float(count))
+    """Mean over ``dim`` (as in :func:`sum`), like ``torch.mean``; NaN over no elements."""
+    check_float_array("mean", "input", input)
+    axes = _reduced_axes("mean", dim, input.ndim)
+    count = math.prod(input.shape[a] for a in axes)
+    total = _Sum.apply(input, axes=axes, keepdim=bool(keepdim))
+    return div(total, float(count)) if count else mul(total, float("nan"))
 
+
+def amax(input, dim=None, keepdim=False):
+    """Largest entry over ``dim`` (as in :func:`sum`), like ``torch.amax``.
+
+    The gradient is split equally among the entries that tie for the maximum.
+    """
+    check_float_array("amax", "input", input)
+    axes = _reduced_axes("amax", dim, input.ndim)
+    _check_nonempty("amax", input, axes)
+    return _Extreme.apply(input, axes=axes, keepdim=bool(keepdim), largest=True)
+
+
+def amin(input, dim=None, keepdim=False):
+    """Smallest entry over ``dim``, like ``torch.amin`` (ties share the gradient)."""
+    check_float_array("amin", "input", input)
+    axes = _reduced_axes("amin", dim, input.ndim)
+    _check_nonempty("amin", input, axes)
+    return _Extreme.apply(input, axes=axes, keepdim=bool(keepdim), largest=False)
+
+
+def _check_nonempty(op, input, axes):
+    if any(input.shape[a] == 0 for a in axes):
+        raise ValueError(f"{op}: cannot reduce over a dimension of size 0 (input of shape "
+                         f"{input.shape}, dim {axes})")
+
+
+# --- shapes -------------------------------------------------------------------------------
 
 class _Reshape(Function):
     @staticmethod
@@ -270,22 +446,106 @@ class _Reshape(Function):
         return grad.reshape(ctx.shape), None
 
 
+def _check_shape(op, input, shape):
+    """``shape`` (an int or a sequence of ints, at most one -1) for ``input``'s size."""
+    entries = (shape,) if isinstance(shape, numbers.Integral) else shape
+    if (not isinstance(entries, (tuple, list))
+            or any(isinstance(s, bool) or not isinstance(s, numbers.Integral)
+                   for s in entries)):
+        raise TypeError(f"{op}: shape must be an int or a tuple of ints, got "
+                        f"{_describe(shape)}")
+    entries = tuple(int(s) for s in entries)
+    known = math.prod(s for s in entries if s != -1)
+    unknown = entries.count(-1)
+    fits = (unknown == 0 and known == input.size) or (
+        unknown == 1 and known > 0 and input.size % known == 0)
+    if unknown > 1 or any(s < -1 for s in entries) or not fits:
+        raise ValueError(f"{op}: cannot reshape an array of shape {input.shape} "
+                         f"({input.size} elements) into shape {entries}")
+    return entries
+
+
 def reshape(input, shape):
-    """``input.reshape(shape)``."""
-    return _Reshape.apply(input, tuple(shape) if not isinstance(shape, int) else shape)
+    """``input.reshape(shape)``, like ``torch.reshape`` (one entry may be -1)."""
+    check_float_array("reshape", "input", input)
+    return _Reshape.apply(input, _check_shape("reshape", input, shape))
 
 
-def flatten(input, start_dim=1):
-    """Merge the dimensions from ``start_dim`` on, like ``torch.flatten(x, start_dim)``."""
-    return reshape(input, tuple(input.shape[:start_dim]) + (-1,))
+def flatten(input, start_dim=0, end_dim=-1):
+    """Merge dimensions ``start_dim`` to ``end_dim`` into one, like ``torch.flatten``.
 
+    Parameters
+    ----------
+    input : ndarray
+    start_dim, end_dim : int
+        First and last dimension to merge (default: all, giving a 1-D array; use
+        ``start_dim=1`` to keep the batch dimension).
+
+    Returns
+    -------
+    ndarray
+        A 0-d input gives shape (1,), as in PyTorch.
+    """
+    check_float_array("flatten", "input", input)
+    start = check_dim("flatten", "start_dim", start_dim, input.ndim)
+    end = check_dim("flatten", "end_dim", end_dim, input.ndim)
+    if start > end:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} "
+                         f"for an input with {input.ndim} dimensions")
+    shape = input.shape
+    merged = math.prod(shape[start:end + 1])
+    return _Reshape.apply(input, shape[:start] + (merged,) + shape[end + 1:])
+
+
+class _Permute(Function):
+    @staticmethod
+    def forward(ctx, x, dims):
+        ctx.inverse = tuple(np.argsort(dims))
+        return x.transpose(dims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.transpose(ctx.inverse), None
+
+
+def permute(input, dims):
+    """Reorder the dimensions, like ``torch.permute`` (``dims`` lists every one once)."""
+    check_float_array("permute", "input", input)
+    if not isinstance(dims, (tuple, list)):
+        raise TypeError(f"permute: dims must be a tuple of ints, got {_describe(dims)}")
+    axes = tuple(check_dim("permute", "dims", d, input.ndim) for d in dims)
+    if sorted(axes) != list(range(input.ndim)):
+        raise ValueError(f"permute: dims must list each of the {input.ndim} dimensions "
+                         f"once, got {tuple(dims)}")
+    return _Permute.apply(input, axes)
+
+
+def transpose(input, dim0, dim1):
+    """Swap two dimensions, like ``torch.transpose``."""
+    check_float_array("transpose", "input", input)
+    a = check_dim("transpose", "dim0", dim0, input.ndim)
+    b = check_dim("transpose", "dim1", dim1, input.ndim)
+    axes = list(range(input.ndim))
+    axes[a], axes[b] = axes[b], axes[a]
+    return _Permute.apply(input, tuple(axes))
+
+
+class _Cast(Function):
+    @staticmethod
+    def forward(ctx, x, dtype):
+        ctx.dtype = x.dtype
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.astype(ctx.dtype), None
+
+
+# --- products and indexing ----------------------------------------------------------------
 
 class _Matmul(Function):
     @staticmethod
     def forward(ctx, a, b):
-        if a.ndim != 2 or b.ndim != 2:
-            raise ValueError(f"matmul: expects two 2-D arrays, got shapes {a.shape} "
-                             f"and {b.shape}")
         ctx.save_for_backward(a, b)
         return a @ b
 
@@ -298,7 +558,16 @@ class _Matmul(Function):
 
 
 def matmul(input, other):
-    """Matrix product of two 2-D arrays."""
+    """Matrix product of two 2-D float arrays of one dtype."""
+    check_float_array("matmul", "input", input, ndim=2)
+    check_float_array("matmul", "other", other, ndim=2)
+    if input.shape[1] != other.shape[0]:
+        raise ValueError(f"matmul: input of shape {input.shape} and other of shape "
+                         f"{other.shape} cannot be multiplied ({input.shape[1]} != "
+                         f"{other.shape[0]})")
+    if input.dtype != other.dtype:
+        raise TypeError(f"matmul: input and other must share one dtype, got "
+                        f"{input.dtype} and {other.dtype}")
     return _Matmul.apply(input, other)
 
 
@@ -320,18 +589,13 @@ def linear(input, weight, bias=None):
     if weight.shape[1] != input.shape[1]:
         raise ValueError(f"linear: weight has {weight.shape[1]} input features but input "
                          f"has {input.shape[1]}")
-    out = matmul(input, _Transpose.apply(weight))
+    if bias is not None:
+        check_float_array("linear", "bias", bias, ndim=1)
+        if bias.shape[0] != weight.shape[0]:
+            raise ValueError(f"linear: bias has {bias.shape[0]} entries but weight has "
+                             f"{weight.shape[0]} output features")
+    out = matmul(input, _Permute.apply(weight, (1, 0)))
     return out if bias is None else add(out, bias)
-
-
-class _Transpose(Function):
-    @staticmethod
-    def forward(ctx, x):
-        return x.T
-
-    @staticmethod
-    def backward(ctx, grad):
-        return (grad.T,)
 
 
 class _GetItem(Function):
@@ -349,4 +613,87 @@ class _GetItem(Function):
 
 def getitem(input, index):
     """``input[index]`` (basic or advanced indexing); repeated indices add up."""
+    check_float_array("getitem", "input", input)
+    parts = index if isinstance(index, tuple) else (index,)
+    for part in parts:
+        constant_of(part, "getitem", "index")
     return _GetItem.apply(input, index)
+
+
+# --- the methods of Traced ----------------------------------------------------------------
+
+def _numpy_reduction(name, operator):
+    """A method with NumPy's and PyTorch's names: ``t.sum(axis=0)``, ``t.sum(dim=0)``;
+    ``np.sum(t)`` calls it with ``dtype`` and ``out``, which must stay None."""
+
+    def method(self, axis=None, dtype=None, out=None, keepdims=False, *, dim=None,
+               keepdim=None, **unsupported):
+        if dtype is not None or out is not None or unsupported:
+            given = [k for k, v in (("dtype", dtype), ("out", out)) if v is not None]
+            raise TypeError(f"{name}: a traced value supports only axis/dim and "
+                            f"keepdims/keepdim, got {given + sorted(unsupported)}")
+        if dim is not None:
+            axis = dim
+        return operator(self, axis, keepdims if keepdim is None else keepdim)
+
+    method.__name__ = name
+    method.__doc__ = f"Differentiable ``{name}``, see :func:`fancydl.{operator.__name__}`."
+    return method
+
+
+def _reshape_method(self, *shape, order="C"):
+    if order != "C":
+        raise TypeError(f"reshape: a traced value supports order='C' only, got {order!r}")
+    return reshape(self, shape[0] if len(shape) == 1 else shape)
+
+
+def _transpose_method(self, *axes):
+    """NumPy's ``transpose``: no axes reverses them, else a permutation."""
+    if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+        axes = axes[0]
+    return permute(self, tuple(reversed(range(self.ndim))) if not axes else tuple(axes))
+
+
+def _astype_method(self, dtype, copy=True):
+    dtype = np.dtype(dtype)
+    if dtype not in _FLOATS:
+        raise TypeError(f"astype: a traced value can only be cast to float32 or float64 "
+                        f"(a cast to {dtype} would cut its gradient)")
+    return _Cast.apply(self, dtype) if dtype != self.dtype else self
+
+
+install_operators(
+    methods={
+        "__add__": lambda self, other: add(self, other),
+        "__radd__": lambda self, other: add(other, self),
+        "__sub__": lambda self, other: sub(self, other),
+        "__rsub__": lambda self, other: sub(other, self),
+        "__mul__": lambda self, other: mul(self, other),
+        "__rmul__": lambda self, other: mul(other, self),
+        "__truediv__": lambda self, other: div(self, other),
+        "__rtruediv__": lambda self, other: div(other, self),
+        "__pow__": lambda self, other: pow(self, other),
+        "__rpow__": lambda self, other: pow(other, self),
+        "__matmul__": lambda self, other: matmul(self, other),
+        "__rmatmul__": lambda self, other: matmul(other, self),
+        "__neg__": neg,
+        "__pos__": lambda self: self,
+        "__getitem__": getitem,
+        "sum": _numpy_reduction("sum", sum),
+        "mean": _numpy_reduction("mean", mean),
+        "max": _numpy_reduction("max", amax),
+        "min": _numpy_reduction("min", amin),
+        "reshape": _reshape_method,
+        "flatten": lambda self: reshape(self, -1),
+        "ravel": lambda self: reshape(self, -1),
+        "transpose": _transpose_method,
+        "permute": lambda self, *dims: permute(
+            self, dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list))
+            else dims),
+        "T": property(lambda self: _transpose_method(self)),
+        "astype": _astype_method,
+    },
+    ufuncs={np.add: add, np.subtract: sub, np.multiply: mul, np.true_divide: div,
+            np.power: pow, np.matmul: matmul, np.negative: neg, np.positive: lambda x: x,
+            np.exp: exp, np.log: log, np.tanh: tanh},
+)

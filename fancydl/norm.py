@@ -26,11 +26,17 @@ chapter (M values per statistic, g the upstream gradient, g_hat = weight * g)::
 
 Semantics, argument order and defaults are those of ``torch.nn.functional``; in
 particular batch normalization in training normalizes with the biased batch variance
-and updates ``running_mean``/``running_var`` *in place* with the unbiased one. Three
-deliberate differences: a negative ``eps`` is refused everywhere (PyTorch checks it
-only in batch_norm); in evaluation mode the running statistics are differentiable
-(PyTorch refuses to differentiate them); and ``layer_norm`` also takes an int
-``normalized_shape``, as ``torch.nn.LayerNorm`` does.
+and updates ``running_mean``/``running_var`` *in place* with the unbiased one (all
+arguments are checked first, read-only buffers included, so a call that raises changes
+nothing). Empty inputs give PyTorch's results: an empty output, zero weight and bias
+gradients, untouched running statistics. Deliberate differences: a negative ``eps`` is
+refused everywhere (PyTorch checks it only in batch_norm); in evaluation mode the
+running statistics are differentiable (PyTorch refuses to differentiate them);
+``layer_norm`` also takes an int ``normalized_shape``, as ``torch.nn.LayerNorm`` does;
+``BatchNorm2d`` counts a batch in ``num_batches_tracked`` only when the call succeeds
+(PyTorch counts it before checking); group norm with empty groups gives a zero weight
+gradient (PyTorch: NaN), and instance norm of an empty batch with a weight gives the
+empty result (PyTorch raises an IndexError).
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .autodiff import Function, Traced
+from .autodiff import Function, Traced, value_of
 from .parallel import halves
 from .validation import check_float_array, check_int, check_real, check_same_dtype
 
@@ -81,10 +87,10 @@ class _Layout(NamedTuple):
         return tuple(a for a, n in enumerate(self.param_view) if n == 1)
 
     @property
-    def weight_constant_per_group(self):
-        """True when one group of normalized values shares one weight (batch and
-        instance norm): then the weight factors out of the input gradient."""
-        return set(self.axes) <= set(self.param_free_axes)
+    def inner_axes(self):
+        """Axes of a group along which the weight is constant: all of them for batch
+        and instance norm, the spatial ones for group norm, none for layer norm."""
+        return tuple(a for a in self.axes if a in self.param_free_axes)
 
 
 def _einsum_sum(axes, *arrays):
@@ -107,22 +113,40 @@ def _sum(axes, *arrays):
 def _new(fill, like, *arrays):
     """A new array like ``like``, ``fill(out_half, *halves_of_arrays)`` on each half."""
     out = np.empty_like(like)
-    halves(fill, out, *arrays)
+    halves(fill, *_sample_rows(out, *arrays))
     return out
 
 
-def _update_running(buffer, statistic, momentum, correction=1.0):
-    """``buffer <- (1 - momentum) * buffer + momentum * correction * statistic``, in place.
+def _sample_rows(out, *arrays):
+    """``out`` and ``arrays`` with each sample flattened to one row, when every array
+    is either of ``out``'s shape or the same for every sample (size 1 on axis 0, as
+    batch norm's per-channel factors (1, C, 1)): those are expanded to one full row.
+
+    NumPy then runs one long inner loop per sample instead of a short one per
+    (sample, channel), measured about 1.5x faster for (32, 64, 32, 32); the expanded
+    rows cost one sample's memory. Other layouts are returned unchanged.
+    """
+    n = out.shape[0] if out.ndim else 0
+    if n < 2 or out.size == 0 or not all(a.shape == out.shape or a.shape[0] == 1
+                                         for a in arrays):
+        return (out, *arrays)
+    sample = (1,) + out.shape[1:]
+    return (out.reshape(n, -1), *(a.reshape(n, -1) if a.shape == out.shape else
+                                  np.broadcast_to(a, sample).reshape(1, -1)
+                                  for a in arrays))
+
+
+def _running_average(buffer, statistic, momentum, correction=1.0):
+    """``(1 - momentum) * buffer + momentum * correction * statistic``, a new array.
 
     ``statistic`` holds one value per normalized group; groups of the same channel
-    (instance norm: one per sample) are averaged first (an empty batch gives NaN, as in
-    PyTorch).
+    (instance norm: one per sample) are averaged first.
     """
     groups_per_channel = statistic.size // buffer.size
     channel_value = statistic.reshape(-1, buffer.size).sum(axis=0) / groups_per_channel
     channel_value *= correction
-    buffer *= 1 - momentum
-    buffer += (momentum * channel_value).astype(buffer.dtype, copy=False)
+    return (buffer * (1 - momentum) + momentum * channel_value).astype(buffer.dtype,
+                                                                      copy=False)
 
 
 def _subtract(out, x, mean):
@@ -135,24 +159,29 @@ def _multiply(out, x, factor):
     np.multiply(x, factor, out=out)
 
 
-def _affine(out, centered, scale, bias=None):
-    """``out = centered * scale + bias`` (one half), in place."""
-    np.multiply(centered, scale, out=out)
-    if bias is not None:
-        out += bias
+def _affine(out, x, scale, shift):
+    """``out = x * scale + shift`` (one half), in place."""
+    np.multiply(x, scale, out=out)
+    out += shift
 
 
-def _input_gradient(out, g, centered, slope, mean_g, scale):
-    """``out = scale * (g - mean_g - centered * slope)`` (one half), in place.
+def _input_gradient(out, g, centered, g_factor, slope, offset, factored):
+    """The input gradient ``g_factor * g - slope * centered - offset`` (one half),
+    written into ``out`` in place.
 
-    The bracket of the input gradient with ``x_hat * mean(g * x_hat)`` written as
-    ``centered * slope``, updated in place instead of building five temporaries: it
-    is the hot spot of training, where memory traffic is the cost.
+    ``factored``: ``slope`` and ``offset`` are given in the factored form, the result
+    being ``g_factor * (g - slope * centered - offset)``: four in-place passes and no
+    temporary (otherwise one temporary for ``g * g_factor``). It is the hot spot of
+    training, where memory traffic is the cost.
     """
     np.multiply(centered, -slope, out=out)
-    out += g
-    out -= mean_g
-    out *= scale
+    if factored:
+        out += g
+        out -= offset
+        out *= g_factor
+    else:
+        out -= offset
+        out += g * g_factor
 
 
 class _Normalize(Function):
@@ -160,71 +189,252 @@ class _Normalize(Function):
 
     With ``use_input_stats`` the mean and biased variance are the input's own (and the
     running buffers, when given, are updated in place); otherwise the running buffers
-    are the statistics, and they are differentiable. The backward pass needs
-    ``x_hat = (x - mean) * inv_std``; it is saved as its two factors, which saves one
-    pass over the data in each direction. Every pass over the data goes through
-    :func:`_sum` (sums) or :func:`_new` (elementwise), which work on two halves at once.
+    are the statistics, and they are differentiable. Every pass over the data goes
+    through :func:`_sum` (sums) or :func:`_new` (elementwise), which work on two halves
+    at once.
     """
 
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean, running_var, layout, use_input_stats,
                 momentum, eps):
         xv = x.reshape(layout.view)
-        with np.errstate(divide="ignore", invalid="ignore"):  # empty or NaN: like torch
-            if use_input_stats:
-                count = layout.count
-                mean = _sum(layout.axes, xv) / count
-                centered = _new(_subtract, xv, xv, mean)
-                var = _sum(layout.axes, centered, centered) / count
-                if running_mean is not None and count > 0 and running_mean.size > 0:
-                    _update_running(running_mean, mean, momentum)
-                    _update_running(running_var, var, momentum, count / (count - 1))
-            else:
-                centered = _new(_subtract, xv, xv, running_mean.reshape(layout.param_view))
-                var = running_var.reshape(layout.param_view)
-            inv_std = 1 / np.sqrt(var + eps)
-            scale = inv_std if weight is None else inv_std * weight.reshape(layout.param_view)
-            shift = None if bias is None else bias.reshape(layout.param_view)
-            y = _new(partial(_affine, bias=shift), centered, centered, scale)
-        ctx.save_for_backward(centered, inv_std, weight)
+        gamma = None if weight is None else weight.reshape(layout.param_view)
+        beta = None if bias is None else bias.reshape(layout.param_view)
         ctx.layout, ctx.use_input_stats, ctx.shape = layout, use_input_stats, x.shape
         ctx.param_shape = next((p.shape for p in (weight, bias) if p is not None), None)
+        with np.errstate(divide="ignore", invalid="ignore"):  # NaN and inf: like torch
+            if use_input_stats and _per_sample(layout):
+                ctx.mark_zero_gradient(3, 4)
+                centered, mean, var, inv_std, y = _normalize_per_sample(
+                    layout, xv, gamma, beta, eps, any(ctx.needs_input_grad))
+                if running_mean is not None and running_mean.size > 0:
+                    _update_running(layout, running_mean, running_var, mean, var, momentum)
+            elif use_input_stats:
+                ctx.mark_zero_gradient(3, 4)  # the output does not read running stats
+                centered, mean, var = _batch_statistics(layout, xv)
+                if running_mean is not None and running_mean.size > 0 and layout.count:
+                    _update_running(layout, running_mean, running_var, mean, var, momentum)
+                inv_std = 1 / np.sqrt(var + eps)
+                scale = inv_std if gamma is None else inv_std * gamma
+                fill, factors = (_multiply, (scale,)) if beta is None else \
+                    (_affine, (scale, beta))
+                if any(ctx.needs_input_grad):
+                    y = _new(fill, xv, centered, *factors)
+                else:  # no pullback needs ``centered``: the output overwrites it
+                    halves(fill, *_sample_rows(centered, centered, *factors))
+                    y = centered
+            else:  # fixed statistics: y = x * scale + shift, affine in x (PyTorch's form)
+                mean = running_mean.reshape(layout.param_view)
+                inv_std = 1 / np.sqrt(running_var.reshape(layout.param_view) + eps)
+                scale = inv_std if gamma is None else inv_std * gamma
+                shift = -mean * scale if beta is None else beta - mean * scale
+                y = _new(_affine, xv, xv, scale, shift)
+                needs = ctx.needs_input_grad
+                # Only the gradients of weight and running_var read x - mean.
+                centered = _new(_subtract, xv, xv, mean) if needs[1] or needs[4] else None
+        ctx.save_for_backward(centered, inv_std, gamma)
         return y.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad):
-        centered, inv_std, weight = ctx.saved
-        layout, needs = ctx.layout, ctx.needs_input_grad
-        g = grad.reshape(layout.view)
-        gamma = 1 if weight is None else weight.reshape(layout.param_view)
-        free, axes, count = layout.param_free_axes, layout.axes, layout.count
-        grad_mean = grad_var = None
+        g = grad.reshape(ctx.layout.view)
         with np.errstate(divide="ignore", invalid="ignore"):
-            if not ctx.use_input_stats:  # fixed statistics: an affine map of x
-                grad_x = _new(_multiply, g, g, gamma * inv_std)
-                grad_mean = -_sum(free, grad_x) if needs[3] else None
-                if needs[4]:
-                    grad_var = _sum(free, grad_x, centered) * (-0.5 * inv_std ** 2)
-                sum_g, sum_gx = _sum(free, g), _sum(free, g, centered) * inv_std
-            elif layout.weight_constant_per_group:  # batch/instance norm: gamma factors out
-                sum_g, sum_gx = _sum(axes, g), _sum(axes, g, centered) * inv_std
-                grad_x = _new(_input_gradient, g, g, centered, sum_gx / count * inv_std,
-                              sum_g / count, gamma * inv_std)
-                sum_g = sum_g.sum(axis=free, keepdims=True)
-                sum_gx = sum_gx.sum(axis=free, keepdims=True)
-            else:  # layer/group norm: gamma varies inside a group
-                g_hat = g if weight is None else _new(_multiply, g, g, gamma)
-                mean_g_hat = _sum(axes, g_hat) / count
-                mean_g_hat_x = _sum(axes, g_hat, centered) * inv_std / count
-                grad_x = _new(_input_gradient, g_hat, g_hat, centered, mean_g_hat_x * inv_std,
-                              mean_g_hat, inv_std)
-                sum_g, sum_gx = _sum(free, g), _sum(free, g, centered, inv_std)
-        grad_weight = sum_gx.reshape(ctx.param_shape) if needs[1] else None
-        grad_bias = sum_g.reshape(ctx.param_shape) if needs[2] else None
-        return (grad_x.reshape(ctx.shape), grad_weight, grad_bias,
+            if ctx.use_input_stats and _per_sample(ctx.layout):
+                grad_x, grad_weight, grad_bias = _per_sample_backward(ctx, g)
+                grad_mean = grad_var = None
+            elif ctx.use_input_stats:
+                grad_x, grad_weight, grad_bias = _batch_statistics_backward(ctx, g)
+                grad_mean = grad_var = None
+            else:
+                grad_x, grad_weight, grad_bias, grad_mean, grad_var = \
+                    _fixed_statistics_backward(ctx, g)
+        return (None if grad_x is None else grad_x.reshape(ctx.shape),
+                None if grad_weight is None else grad_weight.reshape(ctx.param_shape),
+                None if grad_bias is None else grad_bias.reshape(ctx.param_shape),
                 None if grad_mean is None else grad_mean.reshape(-1),
                 None if grad_var is None else grad_var.reshape(-1),
                 None, None, None, None)
+
+
+def _batch_statistics(layout, xv):
+    """Mean and biased variance of every group, in two passes (the second over the
+    centered values, which the backward pass keeps: no cancellation, and no user array
+    to guard).
+
+    Returns ``(centered, mean, var)``. An empty group gets mean 0 and variance 1: the
+    output is empty anyway and every gradient sum over it is 0, as in PyTorch's
+    batch_norm.
+    """
+    count = layout.count
+    if count == 0:
+        stat_shape = tuple(1 if a in layout.axes else n for a, n in enumerate(layout.view))
+        return xv.copy(), np.zeros(stat_shape, xv.dtype), np.ones(stat_shape, xv.dtype)
+    mean = _sum(layout.axes, xv) / count
+    centered = _new(_subtract, xv, xv, mean)
+    return centered, mean, _sum(layout.axes, centered, centered) / count
+
+
+def _update_running(layout, running_mean, running_var, mean, var, momentum):
+    """Move the running statistics towards this batch's, in place (unbiased variance).
+
+    Both new values are computed before either buffer is written: an error can never
+    leave one updated and not the other. An empty batch of instance norm gives NaN,
+    as in PyTorch.
+    """
+    count = layout.count
+    new_mean = _running_average(running_mean, mean, momentum)
+    new_var = _running_average(running_var, var, momentum, count / (count - 1))
+    running_mean[...] = new_mean
+    running_var[...] = new_var
+
+
+def _batch_statistics_backward(ctx, g):
+    """Gradients of (x, weight, bias) when the batch's statistics normalize x.
+
+    With ``g_hat = weight * g``, ``x_hat = centered * inv_std`` and means over each
+    group of ``count`` values::
+
+        dx = inv_std * (g_hat - mean(g_hat) - x_hat * mean(g_hat * x_hat))
+           = g_factor * g - slope * centered - offset
+
+    The data-sized work is two sums (of ``g`` and ``g * centered``) over the axes of a
+    group along which the weight is constant (:attr:`_Layout.inner_axes`), then one
+    elementwise pass for ``dx``; the weight enters afterwards, on the small partial
+    sums. Layer norm, whose weight varies along every normalized axis, sums with the
+    weight directly.
+    """
+    centered, inv_std, gamma = ctx.saved
+    layout, needs, count = ctx.layout, ctx.needs_input_grad, ctx.layout.count
+    inner = layout.inner_axes
+    outer = tuple(a for a in layout.axes if a not in inner)
+    rest = tuple(a for a in layout.param_free_axes if a not in inner)
+    natural = gamma is None or not outer  # the weight is constant over a group
+    if inner:
+        sum_g, sum_gc = _sum(inner, g), _sum(inner, g, centered)
+        grad_weight = (sum_gc * inv_std).sum(axis=rest) if needs[1] else None
+        grad_bias = sum_g.sum(axis=rest) if needs[2] else None
+        hat_g, hat_gc = _group_sums(sum_g, sum_gc, gamma, outer, natural)
+    else:  # layer norm
+        weighted = () if natural else (gamma,)
+        hat_g, hat_gc = _sum(outer, g, *weighted), _sum(outer, g, centered, *weighted)
+        grad_weight = _sum(layout.param_free_axes, g, centered, inv_std) if needs[1] \
+            else None
+        grad_bias = _sum(layout.param_free_axes, g) if needs[2] else None
+    if not needs[0]:
+        return None, grad_weight, grad_bias
+    g_factor, slope, offset, factored = _input_gradient_factors(
+        hat_g, hat_gc, inv_std, gamma, count, natural, bool(inner))
+    grad_x = _new(partial(_input_gradient, factored=factored), g, g, centered, g_factor,
+                  slope, offset)
+    return grad_x, grad_weight, grad_bias
+
+
+def _group_sums(sum_g, sum_gc, gamma, outer, natural):
+    """Sums of ``g_hat`` and ``g_hat * centered`` over each group, from the sums of
+    ``g`` and ``g * centered`` over its inner axes (where the weight is constant)."""
+    if not natural:
+        sum_g, sum_gc = gamma * sum_g, gamma * sum_gc
+    return sum_g.sum(axis=outer, keepdims=True), sum_gc.sum(axis=outer, keepdims=True)
+
+
+def _input_gradient_factors(hat_g, hat_gc, inv_std, gamma, count, natural, has_inner):
+    """``(g_factor, slope, offset, factored)`` for :func:`_input_gradient`, from the
+    group sums of ``g_hat`` and ``g_hat * centered``."""
+    g_factor = inv_std if gamma is None else gamma * inv_std
+    if natural:  # dx = g_factor * (g - mean(g) - x_hat * mean(g * x_hat))
+        return g_factor, inv_std * inv_std * hat_gc / count, hat_g / count, True
+    slope, offset = inv_std ** 3 * hat_gc / count, inv_std * hat_g / count
+    # Group norm: divide the small factors by the weight, unless it has a zero.
+    factored = has_inner and bool(np.all(np.isfinite(g_factor) & (g_factor != 0)))
+    if factored:
+        slope, offset = slope / g_factor, offset / g_factor
+    return g_factor, slope, offset, factored
+
+
+# --- statistics of one sample (group and instance norm): whole passes per half --------
+
+def _per_sample(layout):
+    """Whether each sample has its own statistics and the weight is constant along
+    some axis of a group (group and instance norm, not empty). Then each half of the
+    batch runs a whole forward or backward pass on one thread
+    (:func:`fancydl.parallel.halves`): one hand-off instead of one per pass, and each
+    half's data stays in that core's cache from one pass to the next."""
+    return 0 not in layout.axes and bool(layout.inner_axes) and layout.count > 0
+
+
+def _normalize_per_sample(layout, xv, gamma, beta, eps, keep_centered):
+    """Statistics (two passes: mean, then the variance of the centered values) and
+    output of every group, one half of the batch per thread.
+
+    Returns ``(centered, mean, var, inv_std, y)``; ``centered`` is None unless
+    ``keep_centered`` (the output then overwrites it).
+    """
+    count = layout.count
+    centered = np.empty_like(xv)
+    y = np.empty_like(xv) if keep_centered else centered
+
+    def one_half(x, centered, y):
+        mean = _einsum_sum(layout.axes, x) / count
+        np.subtract(x, mean, out=centered)
+        var = _einsum_sum(layout.axes, centered, centered) / count
+        inv_std = 1 / np.sqrt(var + eps)
+        scale = inv_std if gamma is None else inv_std * gamma
+        if beta is None:
+            _multiply(y, centered, scale)
+        else:
+            _affine(y, centered, scale, beta)
+        return mean, var, inv_std
+
+    parts = halves(one_half, xv, centered, y)
+    mean, var, inv_std = (np.concatenate(part) for part in zip(*parts))
+    return (centered if keep_centered else None), mean, var, inv_std, y
+
+
+def _per_sample_backward(ctx, g):
+    """:func:`_batch_statistics_backward` for :func:`_per_sample` layouts: each half
+    of the batch computes its sums and its input gradient on one thread; the weight
+    and bias gradients add the halves' sums."""
+    centered, inv_std, gamma = ctx.saved
+    layout, needs = ctx.layout, ctx.needs_input_grad
+    inner = layout.inner_axes
+    outer = tuple(a for a in layout.axes if a not in inner)
+    natural = gamma is None or not outer
+    grad_x = np.empty_like(g) if needs[0] else None
+
+    def one_half(g, centered, inv_std, *out):
+        sum_g, sum_gc = _einsum_sum(inner, g), _einsum_sum(inner, g, centered)
+        if out:
+            hat_g, hat_gc = _group_sums(sum_g, sum_gc, gamma, outer, natural)
+            g_factor, slope, offset, factored = _input_gradient_factors(
+                hat_g, hat_gc, inv_std, gamma, layout.count, natural, True)
+            _input_gradient(out[0], g, centered, g_factor, slope, offset, factored)
+        return sum_g, sum_gc
+
+    parts = halves(one_half, g, centered, inv_std, *([grad_x] if needs[0] else []))
+    sum_g, sum_gc = (np.concatenate(part) for part in zip(*parts))
+    rest = tuple(a for a in layout.param_free_axes if a not in inner)
+    grad_weight = (sum_gc * inv_std).sum(axis=rest) if needs[1] else None
+    grad_bias = sum_g.sum(axis=rest) if needs[2] else None
+    return grad_x, grad_weight, grad_bias
+
+
+def _fixed_statistics_backward(ctx, g):
+    """Gradients of (x, weight, bias, running_mean, running_var) in evaluation, where
+    ``y = weight * (x - mean) * inv_std + bias`` is affine in x."""
+    centered, inv_std, gamma = ctx.saved
+    needs, free = ctx.needs_input_grad, ctx.layout.param_free_axes
+    grad_x = grad_mean = grad_var = grad_weight = grad_bias = None
+    if needs[0] or needs[3] or needs[4]:
+        grad_x = _new(_multiply, g, g, inv_std if gamma is None else gamma * inv_std)
+        if needs[3]:
+            grad_mean = -_sum(free, grad_x)
+        if needs[4]:
+            grad_var = _sum(free, grad_x, centered) * (-0.5 * inv_std * inv_std)
+    if needs[1]:
+        grad_weight = _sum(free, g, centered) * inv_std
+    if needs[2]:
+        grad_bias = _sum(free, g)
+    return (grad_x if needs[0] else None), grad_weight, grad_bias, grad_mean, grad_var
 
 
 # --- argument checks ----------------------------------------------------------------
@@ -247,7 +457,9 @@ def _check_vector(op, name, value, length, input):
     check_same_dtype(op, input=input, **{name: value})
 
 
-def _check_running(op, running_mean, running_var, channels, input, required):
+def _check_running(op, running_mean, running_var, channels, input, required,
+                   updated=False):
+    """Check the running statistics; ``updated``: they will be written in place."""
     if (running_mean is None) != (running_var is None):
         raise ValueError(f"{op}: running_mean and running_var must both be arrays or both "
                          f"be None, got running_mean "
@@ -258,6 +470,11 @@ def _check_running(op, running_mean, running_var, channels, input, required):
                          f"running statistics normalize the input, got None")
     _check_vector(op, "running_mean", running_mean, channels, input)
     _check_vector(op, "running_var", running_var, channels, input)
+    if updated and running_mean is not None:
+        for name, buffer in (("running_mean", running_mean), ("running_var", running_var)):
+            if not value_of(buffer).flags.writeable:
+                raise ValueError(f"{op}: {name} must be writeable (the running statistics "
+                                 f"are updated in place), got a read-only array")
 
 
 def _check_eps(op, eps, strictly_positive=False):
@@ -335,7 +552,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     _check_input(op, input)
     channels = input.shape[1]
     training = bool(training)
-    _check_running(op, running_mean, running_var, channels, input, required=not training)
+    _check_running(op, running_mean, running_var, channels, input, required=not training,
+                   updated=training)
     _check_vector(op, "weight", weight, channels, input)
     _check_vector(op, "bias", bias, channels, input)
     momentum = check_real(op, "momentum", momentum)
@@ -375,7 +593,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     channels = input.shape[1]
     use_input_stats = bool(use_input_stats)
     _check_running(op, running_mean, running_var, channels, input,
-                   required=not use_input_stats)
+                   required=not use_input_stats, updated=use_input_stats)
     _check_vector(op, "weight", weight, channels, input)
     _check_vector(op, "bias", bias, channels, input)
     momentum = check_real(op, "momentum", momentum)
@@ -561,18 +779,20 @@ class BatchNorm2d:
         if isinstance(input, (np.ndarray, Traced)) and input.ndim != 4:
             raise ValueError(f"BatchNorm2d: input must have 4 dimensions (N, C, H, W), "
                              f"got shape {input.shape} ({input.ndim} dimensions)")
+        counted = self.training and self.track_running_stats
         factor = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked += 1
-            if self.momentum is None:  # cumulative moving average
-                factor = 1.0 / self.num_batches_tracked
+        if counted and self.momentum is None:  # cumulative moving average
+            factor = 1.0 / (self.num_batches_tracked + 1)
         use_batch_stats = self.training or self.running_mean is None
         tracked = not self.training or self.track_running_stats
-        return batch_norm(input, self.running_mean if tracked else None,
-                          self.running_var if tracked else None,
-                          self.weight if weight is None else weight,
-                          self.bias if bias is None else bias,
-                          use_batch_stats, factor, self.eps)
+        out = batch_norm(input, self.running_mean if tracked else None,
+                         self.running_var if tracked else None,
+                         self.weight if weight is None else weight,
+                         self.bias if bias is None else bias,
+                         use_batch_stats, factor, self.eps)
+        if counted:  # only a call that did not raise counts (PyTorch counts it first)
+            self.num_batches_tracked += 1
+        return out
 
     def __repr__(self):
         return (f"BatchNorm2d({self.num_features}, eps={self.eps}, momentum={self.momentum}, "

@@ -1,10 +1,15 @@
 """Pooling: max, average, min, adaptive, stochastic, and the detectors' ROI pooling and ROI Align.
 
+Max unpooling, the partial inverse of max pooling, puts values back at the positions
+(the "switches") that ``max_pool2d(..., return_indices=True)`` reported.
+
 Pooling is "slide a window and reduce". The fixed-window poolings reuse the sliding-window
 machinery of convolution (:mod:`fancydl.windows`): a loop over the k×k kernel offsets, each
 offset one strided view of the padded input over every output position at once. The
 poolings whose windows vary in size (adaptive bins, ROI bins) loop over the offsets inside
-the largest window instead and mask the offsets a smaller window does not have.
+the largest window instead and mask the offsets a smaller window does not have; ROI
+pooling does so per group of boxes of about the same bin size, and ROI Align, linear in
+its input, is two small matrix products per box over the crop of the map it reads.
 
 Semantics are PyTorch's (``torch.nn.functional``) and torchvision's (``torchvision.ops``
 for ``roi_pool`` and ``roi_align``); min pooling and stochastic pooling, which PyTorch
@@ -13,27 +18,28 @@ lacks, follow the same conventions.
 
 from __future__ import annotations
 
-import collections
 import numbers
 
 import numpy as np
 
-from .autodiff import Function, value_of
+from .autodiff import Function, constant_of, value_of
 from .crosscheck import torch_reference
 from .elementwise import neg
-from .parallel import halves
-from .validation import check_float_array, check_int, check_pair, check_real
-from .windows import (kernel_offsets, merge_phases, pad2d, phase_view, phase_zeros,
-                      pool_output_size, stride_phases)
+from .parallel import halves, single_blas_thread
+from .validation import check_array, check_float_array, check_int, check_pair, check_real
+from .windows import (WindowGeometry, add_rows, fold_offsets, kernel_offsets, offset_view,
+                      pad2d, phase_view, pool_output_size, stride_phases, uses_phases,
+                      work_chunks)
 
-__all__ = ["max_pool2d", "avg_pool2d", "min_pool2d", "adaptive_max_pool2d",
-           "adaptive_avg_pool2d", "stochastic_pool2d", "roi_pool", "roi_align"]
+__all__ = ["max_pool2d", "max_unpool2d", "avg_pool2d", "min_pool2d",
+           "adaptive_max_pool2d", "adaptive_avg_pool2d", "stochastic_pool2d", "roi_pool",
+           "roi_align"]
 
-#: Where every window of a fixed-window pooling lies: ``kernel``, ``stride``,
+#: Where every window of a fixed-window pooling lies: the one window-geometry type of
+#: fancydl (:class:`fancydl.windows.WindowGeometry`). ``kernel``, ``stride``,
 #: ``dilation`` and ``out_size`` are (rows, cols) pairs; ``pad_widths`` is
 #: ((top, bottom), (left, right)), the bottom/right counts grown to fit ceil_mode windows.
-Geometry = collections.namedtuple(
-    "Geometry", "kernel stride padding dilation out_size pad_widths")
+Geometry = WindowGeometry
 
 
 # --- arguments -----------------------------------------------------------------------
@@ -83,15 +89,25 @@ def pool_geometry(op, input, kernel_size, stride=None, padding=0, dilation=1,
     after = tuple(max(p, (o - 1) * s + d * (k - 1) + 1 - n - p)
                   for n, k, s, p, d, o in zip(size, kernel, stride, padding, dilation, out))
     pad_widths = ((padding[0], after[0]), (padding[1], after[1]))
-    return Geometry(kernel, stride, padding, dilation, out, pad_widths)
+    return Geometry(kernel, stride, pad_widths, dilation, out_size=out)
+
+
+def _uses_phases(geom):
+    """Whether to read the windows from stride phases (:func:`fancydl.windows.uses_phases`,
+    the rule :func:`fancydl.windows.fold_offsets` applies to the backward too)."""
+    return uses_phases(geom)
 
 
 def _views(x_padded, geom):
     """The view of each kernel offset, in row-major offset order.
 
     They are read from the stride phases of the input (unit-stride blocks, several times
-    faster to read than strided views when the stride is above 1).
+    faster to read than strided views when the stride is above 1) when
+    :func:`_uses_phases`, else straight from the padded input (strided views).
     """
+    if not _uses_phases(geom):
+        return [offset_view(x_padded, offset, geom.stride, geom.dilation, geom.out_size)
+                for offset in kernel_offsets(geom.kernel)]
     phases = stride_phases(x_padded, geom.stride)
     return [phase_view(phases, offset, geom.stride, geom.dilation, geom.out_size)
             for offset in kernel_offsets(geom.kernel)]
@@ -122,12 +138,8 @@ def _scatter_to_input(pieces, geom, input_shape, dtype, out=None):
     (top, bottom), (left, right) = geom.pad_widths
     padded = input_shape[:-2] + (input_shape[-2] + top + bottom,
                                  input_shape[-1] + left + right)
-    phases = phase_zeros(padded, geom.stride, dtype)
-    for offset, piece in zip(kernel_offsets(geom.kernel), pieces):
-        if piece is not None:
-            view = phase_view(phases, offset, geom.stride, geom.dilation, piece.shape[-2:])
-            view += piece
-    return merge_phases(phases, padded, geom.stride, crop=geom.pad_widths, out=out)
+    # The one window scatter-add of fancydl (convolution's col2im uses it too).
+    return fold_offsets(pieces, padded, geom, dtype, crop=geom.pad_widths, out=out)
 
 
 def _route_to_offsets(grad, chosen, geom, input_shape):
@@ -338,6 +350,126 @@ def _torch_min_pool2d(torch, input, *args, **kwargs):
     return -result
 
 
+# --- max unpooling: the switches put back ------------------------------------------------
+
+def _unpool_output_size(op, input_size, kernel, stride, padding, output_size):
+    """PyTorch's output size of max unpooling, and its check of ``output_size``.
+
+    The default ``(H_in - 1) stride + kernel - 2 padding`` inverts max pooling's size
+    rule; since that rule rounds down, any size within ``stride - 1`` of it is accepted
+    (open interval ``(default - stride, default + stride)``), as ``(N, C, H, W)`` or
+    ``(H, W)``.
+    """
+    default = tuple((n - 1) * s + k - 2 * p
+                    for n, k, s, p in zip(input_size, kernel, stride, padding))
+    if output_size is None:
+        size = default
+    else:
+        if not isinstance(output_size, (tuple, list)) or len(output_size) not in (2, 4):
+            raise TypeError(f"{op}: output_size must be a sequence of 2 ints (H, W) or 4 "
+                            f"(N, C, H, W), got {output_size!r}")
+        size = tuple(output_size[-2:])
+        if not all(isinstance(n, numbers.Integral) and not isinstance(n, bool)
+                   for n in size):
+            raise TypeError(f"{op}: output_size must hold ints, got {output_size!r}")
+        for axis, (n, d, s) in enumerate(zip(size, default, stride)):
+            if not d - s < n < d + s:
+                raise ValueError(f"{op}: output_size[{axis - 2}] must be between "
+                                 f"{d - s} and {d + s} (exclusive) for an input of "
+                                 f"{tuple(input_size)} with kernel_size={kernel}, "
+                                 f"stride={stride}, padding={padding}, got {n}")
+    if min(size) < 0:
+        raise ValueError(f"{op}: the output size {size} is negative (input "
+                         f"{tuple(input_size)}, kernel_size={kernel}, stride={stride}, "
+                         f"padding={padding})")
+    return tuple(int(n) for n in size)
+
+
+def _unpool_targets(op, input, indices, output_size):
+    """Validate ``indices`` (read as a constant) and turn them into flat positions in
+    the whole output, ``plane * H_out * W_out + index``."""
+    indices = constant_of(indices, op, "indices")
+    check_array(op, "indices", indices, dtype_kind="int")
+    if indices.shape != input.shape:
+        raise ValueError(f"{op}: indices must have the shape of input {input.shape}, got "
+                         f"shape {indices.shape}")
+    plane = output_size[0] * output_size[1]
+    bad = (indices < 0) | (indices >= plane)
+    if bad.any():
+        raise ValueError(f"{op}: indices must lie in [0, {plane}) for an output plane of "
+                         f"{output_size}, got {indices[bad].flat[0]}")
+    planes = np.arange(int(np.prod(input.shape[:-2], dtype=np.int64)), dtype=np.int64)
+    return indices + (planes * plane).reshape(input.shape[:-2] + (1, 1))
+
+
+class _MaxUnpool2d(Function):
+    """Forward: put each value at its switch; backward: read the gradient there."""
+
+    @staticmethod
+    def forward(ctx, x, targets, output_size):
+        out = np.zeros(x.shape[:-2] + output_size, x.dtype)
+        np.put(out, targets, x)  # in order: of repeated targets, the last value stays
+        ctx.save_for_backward(targets)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (targets,) = ctx.saved
+        return np.take(grad, targets), None, None
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """Partial inverse of max pooling, like ``torch.nn.functional.max_unpool2d``.
+
+    Each value is put back where :func:`max_pool2d` found it (its "switch", Zeiler &
+    Fergus's deconvnet); every other output pixel is zero.
+
+    Parameters
+    ----------
+    input : ndarray of shape (N, C, H_in, W_in) or (C, H_in, W_in), float32 or float64
+        Typically the pooled maxima (or a gradient of their shape).
+    indices : integer ndarray of ``input``'s shape
+        Flat index ``h * W_out + w`` of each value in its output plane, as
+        ``max_pool2d(..., return_indices=True)`` returns them. Not differentiated.
+    kernel_size, stride, padding : int or (int, int)
+        Those of the pooling to invert; ``stride=None`` means ``kernel_size``.
+    output_size : sequence of 2 (H_out, W_out) or 4 (N, C, H_out, W_out) ints, optional
+        The pooled input's size, when the default is not it (max pooling rounds its
+        output size down): each entry within ``stride - 1`` of the default.
+
+    Returns
+    -------
+    ndarray of shape (N, C, H_out, W_out) (or (C, H_out, W_out)), ``input``'s dtype
+        ``H_out = (H_in - 1) stride - 2 padding + kernel_size`` by default.
+
+    Notes
+    -----
+    Backward: ``grad_input = grad_out`` read at ``indices``, a gather. When an index
+    repeats within a plane (overlapping pooling windows that share a maximum), the
+    value written last in row-major order stays, as PyTorch's CPU kernel on one
+    thread does (with several threads its choice varies); the gradient still goes to
+    every repeat, as in PyTorch. Unlike PyTorch, an index outside the output plane
+    is refused even when the plane is empty.
+
+    Examples
+    --------
+    >>> import numpy as np, fancydl
+    >>> x = np.array([[[[1.0, 3.0], [4.0, 2.0]]]])
+    >>> out, idx = fancydl.max_pool2d(x, 2, return_indices=True)
+    >>> fancydl.max_unpool2d(out, idx, 2)[0, 0]
+    array([[0., 0.],
+           [4., 0.]])
+    """
+    op = "max_unpool2d"
+    _check_pool_input(op, input)
+    kernel = check_pair(op, "kernel_size", kernel_size, minimum=1)
+    stride = kernel if stride is None else check_pair(op, "stride", stride, minimum=1)
+    padding = check_pair(op, "padding", padding, minimum=0)
+    size = _unpool_output_size(op, input.shape[-2:], kernel, stride, padding, output_size)
+    targets = _unpool_targets(op, input, indices, size)
+    return _MaxUnpool2d.apply(input, targets, size)
+
+
 # --- average pooling ---------------------------------------------------------------
 
 def _window_sizes(size, kernel, stride, padding, out, count_include_pad):
@@ -354,21 +486,32 @@ def _window_sizes(size, kernel, stride, padding, out, count_include_pad):
 
 
 class _AvgPool2d(Function):
+    """Window sums over the divisor; both passes one half of the batch per core."""
+
     @staticmethod
     def forward(ctx, x, geom, divisor):
-        views = _views(pad2d(x, geom.pad_widths, 0.0), geom)
-        out = views[0].copy()
-        for view in views[1:]:
-            np.add(out, view, out=out)
-        out /= divisor
+        def one_half(half, out):
+            views = _views(pad2d(half, geom.pad_widths, 0.0), geom)
+            np.copyto(out, views[0])
+            for view in views[1:]:
+                np.add(out, view, out=out)
+            out /= divisor
+
+        out = np.empty(x.shape[:-2] + tuple(geom.out_size), x.dtype)
+        halves(one_half, x, out)
         ctx.geom, ctx.divisor, ctx.input_shape = geom, divisor, x.shape
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        share = grad / ctx.divisor
-        pieces = [share] * len(kernel_offsets(ctx.geom.kernel))
-        return _scatter_to_input(pieces, ctx.geom, ctx.input_shape, grad.dtype), None, None
+        def one_half(grad, out):
+            share = grad / ctx.divisor
+            pieces = [share] * len(kernel_offsets(ctx.geom.kernel))
+            _scatter_to_input(pieces, ctx.geom, out.shape, grad.dtype, out=out)
+
+        grad_input = np.empty(ctx.input_shape, grad.dtype)
+        halves(one_half, grad, grad_input)
+        return grad_input, None, None
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
@@ -407,8 +550,9 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
         divisor = np.asarray(divisor_override, input.dtype)
     else:
         rows, cols = (_window_sizes(n, k, s, p, o, bool(count_include_pad))
-                      for n, k, s, p, o in zip(input.shape[-2:], geom.kernel, geom.stride,
-                                               geom.padding, geom.out_size))
+                      for n, k, s, (p, _), o in zip(input.shape[-2:], geom.kernel,
+                                                    geom.stride, geom.pad_widths,
+                                                    geom.out_size))
         divisor = np.outer(rows, cols).astype(input.dtype)
     return _AvgPool2d.apply(input, geom, divisor)
 
@@ -526,6 +670,20 @@ def _bin_means(x, axis_size, out, axis):
     return total / (lengths[:, None] if axis == -2 else lengths)
 
 
+def _bin_means_adjoint(grad, axis_size, out, axis):
+    """Adjoint of :func:`_bin_means`, offset by offset: bin ``i`` adds ``grad_i / len_i``
+    to each of its pixels and nothing elsewhere, even when ``grad_i`` is not finite."""
+    start, end = adaptive_bins(axis_size, out)
+    g = np.moveaxis(grad, axis, -1)
+    share = g / (end - start).astype(g.dtype)
+    result = np.zeros(g.shape[:-1] + (axis_size,), g.dtype)
+    with np.errstate(invalid="ignore"):  # inf + -inf = NaN, as PyTorch's sums give
+        for index, inside in _bin_offsets(start, end):
+            # with more bins than pixels, two bins can read one pixel at one offset
+            np.add.at(result, (..., index), np.where(inside, share, np.zeros((), g.dtype)))
+    return np.moveaxis(result, -1, axis)
+
+
 def _bin_averaging_matrix(size, out, dtype):
     """(out, size) matrix whose row i averages bin i: the linear map of adaptive averaging."""
     start, end = adaptive_bins(size, out)
@@ -544,6 +702,8 @@ class _AdaptiveAvgPool2d(Function):
     @staticmethod
     def backward(ctx, grad):
         (h, w), (oh, ow) = ctx.input_shape[-2:], ctx.output_size
+        if not np.isfinite(grad).all():  # a product with the 0s would spread NaN
+            return _bin_means_adjoint(_bin_means_adjoint(grad, w, ow, -1), h, oh, -2), None
         rows = _bin_averaging_matrix(h, oh, grad.dtype)
         cols = _bin_averaging_matrix(w, ow, grad.dtype)
         return rows.T @ grad @ cols, None
@@ -712,7 +872,7 @@ def _check_rois(op, input, boxes):
             if b.shape[1] != 4:
                 raise ValueError(f"{op}: each array of a list of boxes must have shape "
                                  f"(L, 4), got boxes[{i}] of shape {b.shape}")
-        parts = [np.column_stack([np.full(len(b), i), value_of(b)])
+        parts = [np.column_stack([np.full(len(b), i), constant_of(b, op, f"boxes[{i}]")])
                  for i, b in enumerate(boxes)]
         rois = np.concatenate(parts) if parts else np.zeros((0, 5))
     else:
@@ -720,7 +880,7 @@ def _check_rois(op, input, boxes):
         if boxes.shape[1] != 5:
             raise ValueError(f"{op}: boxes must have shape (K, 5) of (batch_index, x1, y1, "
                              f"x2, y2), got shape {boxes.shape}")
-        rois = value_of(boxes)
+        rois = constant_of(boxes, op, "boxes")
     batch = rois[:, 0]
     n = input.shape[0]
     bad = (batch != np.floor(batch)) | (batch < 0) | (batch >= n)
@@ -728,6 +888,24 @@ def _check_rois(op, input, boxes):
         raise ValueError(f"{op}: box batch indices must be integers in [0, {n}) for an "
                          f"input batch of {n}, got {batch[bad][0]}")
     return batch.astype(np.intp), rois[:, 1:].astype(input.dtype)
+
+
+#: Box coordinates, once scaled by ``spatial_scale``, are refused beyond this many pixels
+#: (and when not finite): float32 cannot place a sample between two pixels there, and
+#: torchvision's integer casts of such coordinates overflow (undefined behaviour in C++).
+MAX_BOX_COORDINATE = 2.0 ** 24
+
+
+def _check_box_coordinates(op, corners, spatial_scale):
+    """Refuse non-finite or huge scaled box coordinates, naming ``boxes``."""
+    scaled = np.abs(corners.astype(np.float64)) * spatial_scale
+    bad = ~(scaled <= MAX_BOX_COORDINATE)  # NaN compares False
+    if bad.any():
+        box = int(np.flatnonzero(bad.any(axis=1))[0])
+        raise ValueError(f"{op}: boxes must have finite coordinates of at most 2**24 "
+                         f"pixels in magnitude once scaled by spatial_scale="
+                         f"{spatial_scale}, got box {box} with corners "
+                         f"{corners[box].tolist()}")
 
 
 def _round_half_away(x):
@@ -739,22 +917,6 @@ def _nhwc_rows(x):
     """The input as a (N*H*W, C) table, so that one gather fetches every channel."""
     n, c, h, w = x.shape
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).reshape(n * h * w, c)
-
-
-def _scatter_rows(dtype, input_shape, pieces):
-    """Backward of gathers from :func:`_nhwc_rows`: add each ``(rows, values)`` piece.
-
-    ``rows`` (...,) index the (N*H*W) table, ``values`` (..., C) are added there; the
-    result is the (N, C, H, W) gradient of the input, of the given dtype.
-    """
-    n, c, h, w = input_shape
-    table = np.zeros(n * h * w * c, dtype)
-    channels = np.arange(c)
-    for rows, values in pieces:
-        # 1-D np.add.at on (row, channel) flat indices: NumPy's fast path, several
-        # times faster than np.add.at on (rows, C) blocks or a sort + reduceat.
-        np.add.at(table, (rows.reshape(-1, 1) * c + channels).ravel(), values.ravel())
-    return np.ascontiguousarray(table.reshape(n, h, w, c).transpose(0, 3, 1, 2))
 
 
 def _roi_pool_bins(corners, spatial_scale, output_size, size, dtype):
@@ -773,6 +935,38 @@ def _roi_pool_bins(corners, spatial_scale, output_size, size, dtype):
     return np.clip(lo, 0, size), np.clip(hi, 0, size)
 
 
+def _bin_maxima(table, plane, h0, h1, w0, w1, width, tall, wide):
+    """First maximum of every bin of some boxes, and where it is.
+
+    Loops over the offsets ``(dy, dx)`` inside a ``tall`` × ``wide`` bin, gathering
+    that offset of every bin of every box from the (N*H*W, C) ``table`` (all channels
+    in one gather) and masking the bins that are smaller.
+
+    Returns
+    -------
+    best : ndarray of shape (K, PH, PW, C)
+    where : int64 ndarray of the same shape
+        ``h * W + w`` of the maximum in its plane, -1 for an empty bin.
+    """
+    dtype, c = table.dtype, table.shape[1]
+    empty = (h1 <= h0)[:, :, None] | (w1 <= w0)[:, None, :]  # (K, PH, PW)
+    # torchvision starts from -FLT_MAX, so NaN and -inf are never picked.
+    lowest = np.asarray(-np.finfo(np.float32).max, dtype)
+    best = np.where(empty, np.zeros((), dtype), lowest)[..., None].repeat(c, axis=-1)
+    where = np.full(best.shape, -1, np.int64)
+    for dy in range(tall):
+        rows = h0 + dy
+        for dx in range(wide):
+            cols = w0 + dx
+            inside = (rows < h1)[:, :, None] & (cols < w1)[:, None, :]
+            pixel = np.where(inside, rows[:, :, None] * width + cols[:, None, :], 0)
+            values = table[plane[:, None, None] + pixel]
+            better = inside[..., None] & (values > best)
+            best = np.where(better, values, best)
+            where = np.where(better, pixel[..., None], where)
+    return best, where
+
+
 class _RoIPool(Function):
     @staticmethod
     def forward(ctx, x, batch, corners, output_size, spatial_scale):
@@ -780,23 +974,19 @@ class _RoIPool(Function):
         (ph, pw), dtype = output_size, x.dtype
         h0, h1 = _roi_pool_bins(corners[:, [1, 3]], spatial_scale, ph, h, dtype)
         w0, w1 = _roi_pool_bins(corners[:, [0, 2]], spatial_scale, pw, w, dtype)
-        empty = (h1 <= h0)[:, :, None] | (w1 <= w0)[:, None, :]  # (K, PH, PW)
         table = _nhwc_rows(x)
-        # torchvision starts from -FLT_MAX, so NaN and -inf are never picked.
-        lowest = np.asarray(-np.finfo(np.float32).max, dtype)
-        best = np.where(empty, np.zeros((), dtype), lowest)[..., None].repeat(c, axis=-1)
-        where = np.full(best.shape, -1, np.int64)
-        plane = batch[:, None, None] * (h * w)
-        for dy in range(int((h1 - h0).max(initial=0))):
-            rows = h0 + dy
-            for dx in range(int((w1 - w0).max(initial=0))):
-                cols = w0 + dx
-                inside = (rows < h1)[:, :, None] & (cols < w1)[:, None, :]
-                pixel = np.where(inside, rows[:, :, None] * w + cols[:, None, :], 0)
-                values = table[plane + pixel]
-                better = inside[..., None] & (values > best)
-                best = np.where(better, values, best)
-                where = np.where(better, pixel[..., None], where)
+        best = np.empty((len(batch), ph, pw, c), dtype)
+        where = np.empty(best.shape, np.int64)
+        # Boxes are grouped by their largest bin (rounded up to a bucket size), so
+        # that each box loops over about its own bins' offsets, not the largest box's.
+        tall = _bucket(np.maximum(h1 - h0, 0).max(axis=1, initial=0), h)
+        wide = _bucket(np.maximum(w1 - w0, 0).max(axis=1, initial=0), w)
+        key = tall * (w + 1) + wide
+        for value in np.unique(key):
+            boxes = np.flatnonzero(key == value)
+            best[boxes], where[boxes] = _bin_maxima(
+                table, batch[boxes] * (h * w), h0[boxes], h1[boxes], w0[boxes], w1[boxes],
+                w, int(tall[boxes[0]]), int(wide[boxes[0]]))
         ctx.save_for_backward(batch, where)
         ctx.input_shape = x.shape
         return np.ascontiguousarray(best.transpose(0, 3, 1, 2))
@@ -840,39 +1030,67 @@ def roi_pool(input, boxes, output_size, spatial_scale=1.0):
     -----
     Backward (with respect to ``input``; boxes get none): each output's gradient goes
     to the first maximum of its bin. Like torchvision, a bin whose entries are all
-    -inf or NaN outputs ``-3.4028235e38`` and passes no gradient.
+    -inf or NaN outputs ``-3.4028235e38`` and passes no gradient. Boxes must have
+    finite coordinates of at most ``2**24`` pixels in magnitude once scaled (beyond,
+    torchvision's integer casts overflow): ValueError otherwise.
     """
     batch, corners = _check_rois("roi_pool", input, boxes)
     size = check_pair("roi_pool", "output_size", output_size, minimum=1)
     scale = check_real("roi_pool", "spatial_scale", spatial_scale, 0, inclusive=False)
+    _check_box_coordinates("roi_pool", corners, scale)
     return _RoIPool.apply(input, batch, corners, size, scale)
 
 
 def _bilinear_axis(coord, size):
     """torchvision's bilinear sampling along one axis, clamped to the border.
 
-    Returns ``(low, high, weight_low, weight_high)``: the two neighbouring pixel
-    indices and their weights; a coordinate below -1 or above ``size`` gets zero weights.
+    Returns ``(low, high, weight_low, weight_high, inside)``: the two neighbouring pixel
+    indices and their weights; a coordinate below -1 or above ``size`` is not inside and
+    gets zero weights.
     """
-    outside = (coord < -1) | (coord > size)
+    inside = (coord >= -1) & (coord <= size)
     c = np.maximum(coord, 0)
-    low = np.floor(c).astype(np.int64)
+    low = np.floor(np.minimum(c, size)).astype(np.int64)
     at_edge = low >= size - 1
     low = np.where(at_edge, size - 1, low)
     high = np.where(at_edge, size - 1, low + 1)
     frac = np.where(at_edge, 0, c - low).astype(coord.dtype)
     zero = np.zeros((), coord.dtype)
-    return (low, high, np.where(outside, zero, 1 - frac), np.where(outside, zero, frac))
+    return (low, high, np.where(inside, 1 - frac, zero), np.where(inside, frac, zero),
+            inside)
+
+
+def _ragged_arange(starts, counts):
+    """``concatenate([arange(s, s + n) for s, n in zip(starts, counts)])``, vectorized."""
+    total = int(counts.sum())
+    ends = np.cumsum(counts)
+    return np.arange(total) - np.repeat(ends - counts - starts, counts)
 
 
 def _roi_align_samples(corners, spatial_scale, output_size, sampling_ratio, aligned,
                        size, dtype):
-    """Sample grid of every bin along one axis.
+    """Every sample of every bin along one axis that can read the input.
 
-    ``corners`` (K, 2) holds (start, end) box coordinates. Returns the grid size per
-    box (K,) and, for each sample index ``t`` up to the largest grid, the axis'
-    bilinear ``(low, high, w_low, w_high)`` arrays of shape (K, out), with zero weights
-    for boxes whose grid is smaller.
+    Bin ``p`` of a box has ``grid`` samples at ``first_p + (t + 1/2) b / grid``
+    (``b`` the bin size; ``grid`` is ``sampling_ratio``, or ``ceil(b)`` chosen per box
+    when it is ``<= 0``). Only the samples in ``[-1, size]`` read the input, so only
+    those are generated: their spacing is at least half a pixel unless the grid is
+    the user's ``sampling_ratio``, so a box costs O(output_size × (size + grid)) here
+    whatever its own size.
+
+    Parameters
+    ----------
+    corners : ndarray of shape (K, 2)
+        (start, end) box coordinates along the axis.
+
+    Returns
+    -------
+    grid : int64 ndarray of shape (K,)
+        Samples per bin of each box (0 for a box of negative size).
+    cell : intp ndarray of shape (S,)
+        ``box * output_size + bin`` of each generated sample.
+    coord : ndarray of shape (S,), of ``dtype``
+        Its coordinate, computed as torchvision does.
     """
     scaled = corners * dtype.type(spatial_scale) - dtype.type(0.5 if aligned else 0.0)
     start = scaled[:, 0]
@@ -883,60 +1101,228 @@ def _roi_align_samples(corners, spatial_scale, output_size, sampling_ratio, alig
     if sampling_ratio > 0:
         grid = np.full(len(start), sampling_ratio, np.int64)
     else:
-        grid = np.ceil(length / dtype.type(output_size)).astype(np.int64)
-    p = np.arange(output_size, dtype=dtype)
-    first = start[:, None] + p * bin_size[:, None]
-    samples = []
-    for t in range(int(grid.max(initial=0))):
-        step = (dtype.type(t + 0.5) * bin_size / np.maximum(grid, 1).astype(dtype))
-        low, high, w_low, w_high = _bilinear_axis(first + step[:, None], size)
-        used = (t < grid)[:, None]
-        zero = np.zeros((), dtype)
-        samples.append((low, high, np.where(used, w_low, zero), np.where(used, w_high, zero)))
-    return grid, samples
+        grid = np.maximum(np.ceil(bin_size), 0).astype(np.int64)
+    first = start[:, None] + np.arange(output_size, dtype=dtype) * bin_size[:, None]
+    # The range of t inside [-1, size] (one sample of slack each side; the exact test
+    # is _bilinear_axis'), solved in float64 for any sign of the spacing.
+    spacing = (bin_size.astype(np.float64) / np.maximum(grid, 1))[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ends = [(edge - first.astype(np.float64)) / spacing - 0.5 for edge in (-1.0, size)]
+    lo, hi = np.minimum(*ends), np.maximum(*ends)
+    flat = spacing == 0  # every sample of the bin at one point: all or none
+    last = (grid - 1)[:, None].astype(np.float64)
+    lo = np.where(flat, 0, np.clip(np.ceil(lo) - 1, 0, last + 1))
+    hi = np.where(flat, last, np.clip(np.floor(hi) + 1, -1, last))
+    counts = np.maximum(hi - lo + 1, 0).astype(np.int64).ravel()
+    cell = np.repeat(np.arange(counts.size), counts)
+    t = _ragged_arange(lo.astype(np.int64).ravel(), counts)
+    box = cell // output_size
+    coord = first.ravel()[cell] + ((t.astype(dtype) + dtype.type(0.5)) * bin_size[box]
+                                   / grid[box].astype(dtype))
+    return grid, cell, coord
 
 
-def _roi_align_taps(x_shape, batch, corners, output_size, spatial_scale, sampling_ratio,
-                    aligned, dtype):
-    """Every bilinear tap of ROI Align: yields ``(rows, weights)`` of shape (K, PH, PW)
-    into the (N*H*W, C) table, already divided by each box's sample count."""
-    _, _, h, w = x_shape
-    (ph, pw) = output_size
-    grid_y, ys = _roi_align_samples(corners[:, [1, 3]], spatial_scale, ph, sampling_ratio,
-                                    aligned, h, dtype)
-    grid_x, xs = _roi_align_samples(corners[:, [0, 2]], spatial_scale, pw, sampling_ratio,
-                                    aligned, w, dtype)
-    count = np.maximum(grid_y * grid_x, 1).astype(dtype)[:, None, None]
-    plane = (batch * (h * w))[:, None, None]
-    for y_low, y_high, wy_low, wy_high in ys:
-        for x_low, x_high, wx_low, wx_high in xs:
-            for row, wy in ((y_low, wy_low), (y_high, wy_high)):
-                for col, wx in ((x_low, wx_low), (x_high, wx_high)):
-                    rows = plane + row[:, :, None] * w + col[:, None, :]
-                    yield rows, wy[:, :, None] * wx[:, None, :] / count
+def _roi_align_taps(corners, spatial_scale, output_size, sampling_ratio, aligned, size,
+                    dtype):
+    """ROI Align along one axis as matrices over the axis' pixels.
+
+    Bin ``p`` of box ``k`` reads pixel ``i`` with total weight ``weights[k, p, i]`` (its
+    samples' bilinear weights over the grid size), so that the whole operator is
+    ``out[k] = W_y[k] @ input[batch[k]] @ W_x[k]^T`` per channel.
+
+    Returns
+    -------
+    weights : ndarray of shape (K, output_size, size), of ``dtype``
+    taps, positive : ndarrays of the same shape
+        How many bilinear taps (of any weight / of positive weight) read each pixel:
+        torchvision multiplies every tap, so a zero weight on an infinite pixel gives NaN.
+    """
+    grid, cell, coord = _roi_align_samples(corners, spatial_scale, output_size,
+                                           sampling_ratio, aligned, size, dtype)
+    low, high, w_low, w_high, inside = _bilinear_axis(coord, size)
+    share = np.maximum(grid, 1).astype(np.float64)[cell // output_size]
+    cells = len(corners) * output_size * size
+
+    def total(weights_low, weights_high):
+        spots = np.concatenate([cell * size + low, cell * size + high])
+        values = np.concatenate([weights_low, weights_high])
+        return np.bincount(spots, values, minlength=cells).reshape(-1, output_size, size)
+
+    weights = total(w_low / share, w_high / share).astype(dtype)
+    taps = total(inside, inside).astype(dtype)
+    positive = total(w_low > 0, w_high > 0).astype(dtype)
+    return weights, taps, positive
+
+
+#: Crop sizes of the ROI Align buckets: 1, 2, 3, 4, 6, 8, 12, 16, ... (powers of two and
+#: 1.5 times them), so that a box's crop is at most 4/3 of its reach along each axis.
+def _bucket(reach, size):
+    """The smallest bucket size at least ``reach`` (int ndarray), capped at ``size``."""
+    power = 2 ** np.ceil(np.log2(np.maximum(reach, 1))).astype(np.int64)
+    three_quarters = power * 3 // 4
+    return np.minimum(np.where(reach <= three_quarters, three_quarters, power), size)
+
+
+def _reach(taps):
+    """First pixel and pixel count each box reads along an axis (0 if none), from
+    its (K, P, size) tap counts."""
+    read = taps.any(axis=1)
+    first = read.argmax(axis=1)
+    last = read.shape[1] - 1 - read[:, ::-1].argmax(axis=1)
+    return first, np.where(read.any(axis=1), last - first + 1, 0)
+
+
+def _sandwich(left, x, right):
+    """``left @ x @ right^T`` over the middle axes, per box and channel.
+
+    ``left`` (K, A, B), ``x`` (K, B, D, C), ``right`` (K, E, D) -> (K, A, E, C), as two
+    batched matrix products.
+    """
+    k, b, d, c = x.shape
+    half = np.matmul(left, x.reshape(k, b, d * c)).reshape(k, -1, d, c)
+    return np.matmul(right[:, None], half)
+
+
+def _sandwich_nonfinite(left, x, right, left_taps, right_taps):
+    """:func:`_sandwich` with torchvision's sums of products: an output is NaN if a
+    tap reads a NaN, an infinity with weight zero, or infinities of both signs, and
+    ±inf if it reads only one sign of infinity; otherwise the finite sum.
+
+    ``left_taps`` and ``right_taps`` are the (all taps, positive taps) count matrices
+    shaped as ``left`` and ``right``: a 2-D tap's weight is positive when both of its
+    axis weights are.
+    """
+    finite = np.isfinite(x)
+    if finite.all():
+        return _sandwich(left, x, right)
+    out = _sandwich(left, np.where(finite, x, np.zeros((), x.dtype)), right)
+    (left_all, left_pos), (right_all, right_pos) = left_taps, right_taps
+
+    def hits(l, mask, r):
+        return _sandwich(l, mask.astype(x.dtype), r)
+
+    plus, minus = hits(left_pos, x == np.inf, right_pos), hits(left_pos, x == -np.inf,
+                                                               right_pos)
+    zero_weight_inf = hits(left_all, np.isinf(x), right_all) - plus - minus > 0.5
+    nan = (hits(left_all, np.isnan(x), right_all) > 0.5) | zero_weight_inf
+    out[plus > 0.5] = np.inf
+    out[minus > 0.5] = -np.inf
+    out[nan | ((plus > 0.5) & (minus > 0.5))] = np.nan
+    return out
+
+
+def _balanced_order(works):
+    """Indices of work items ordered so that :func:`fancydl.parallel.halves`, which
+    splits at ``n // 2``, gives both halves about the same work: a greedy partition
+    (largest item first, to the lighter side), each side padded with -1 (no item)."""
+    sides, loads = ([], []), [0, 0]
+    for i in np.argsort(works, kind="stable")[::-1]:
+        side = int(loads[1] < loads[0])
+        sides[side].append(int(i))
+        loads[side] += works[i]
+    n = max(len(sides[0]), len(sides[1]))
+    return np.array([i for side in sides for i in side + [-1] * (n - len(side))], np.intp)
+
+
+class _RoIAlignPlan:
+    """Where each box reads, grouped so that one group is a few batched matrix products.
+
+    Along each axis a box reads a contiguous range of pixels (its reach); it is cut
+    out as a crop of a bucket size (:func:`_bucket`). Boxes whose crops have the same
+    (rows, cols) size form a group, processed in chunks of :func:`work_chunks` size.
+    The cost of a box thus follows its own reach, not the largest box's.
+    """
+
+    def __init__(self, x_shape, batch, corners, output_size, spatial_scale,
+                 sampling_ratio, aligned, dtype):
+        _, self.channels, self.height, self.width = x_shape
+        self.batch = batch
+        axes = [_roi_align_taps(corners[:, ends], spatial_scale, out, sampling_ratio,
+                                aligned, size, dtype)
+                for ends, out, size in (([1, 3], output_size[0], self.height),
+                                        ([0, 2], output_size[1], self.width))]
+        (self.wy, ty, py), (self.wx, tx, px) = axes
+        self.taps = {"y": (ty, py), "x": (tx, px)}
+        (y0, ny), (x0, nx) = _reach(ty), _reach(tx)
+        sy, sx = _bucket(ny, self.height), _bucket(nx, self.width)
+        self.y0, self.x0 = np.minimum(y0, self.height - sy), np.minimum(x0, self.width - sx)
+        self.groups = []
+        reads = (ny > 0) & (nx > 0)  # a box that reads nothing outputs 0
+        key = sy * (self.width + 1) + sx
+        for value in np.unique(key[reads]):
+            boxes = np.flatnonzero(reads & (key == value))
+            crop = (int(sy[boxes[0]]), int(sx[boxes[0]]))
+            per_box = (crop[0] + output_size[0]) * crop[1] * self.channels * 8
+            for part, _ in work_chunks(len(boxes), per_box):
+                self.groups.append((boxes[part], crop))
+        works = [len(boxes) * per_box for boxes, _ in self.groups]
+        self.order, self.work = _balanced_order(works), sum(works) // 8
+
+    def each_half(self, fn):
+        """``fn(groups)`` for each of two halves of the groups of about equal work, the
+        second on the worker thread (:func:`fancydl.parallel.halves`), BLAS on one
+        thread (many small products: two halves beat BLAS's own threads)."""
+        def run(order):
+            return fn([self.groups[i] for i in order if i >= 0])
+
+        with single_blas_thread():
+            return halves(run, self.order, size=self.work)
+
+    def crop_rows(self, boxes, crop):
+        """(k, sy, sx) rows of each box's crop in the (N*H*W, C) table."""
+        top = self.batch[boxes] * self.height + self.y0[boxes]
+        rows = (top[:, None] + np.arange(crop[0]))[:, :, None] * self.width
+        return rows + (self.x0[boxes][:, None] + np.arange(crop[1]))[:, None, :]
+
+    def matrices(self, boxes, crop, name):
+        """The crop's columns of an axis' (weights, (taps, positive)) matrices."""
+        start = self.y0 if name == "y" else self.x0
+        columns = (start[boxes][:, None] + np.arange(crop[0 if name == "y" else 1]))[:, None]
+        take = lambda m: np.take_along_axis(m[boxes], columns, axis=2)  # noqa: E731
+        weights = self.wy if name == "y" else self.wx
+        return take(weights), tuple(take(m) for m in self.taps[name])
 
 
 class _RoIAlign(Function):
     @staticmethod
     def forward(ctx, x, batch, corners, output_size, spatial_scale, sampling_ratio,
                 aligned):
+        plan = _RoIAlignPlan(x.shape, batch, corners, output_size, spatial_scale,
+                             sampling_ratio, aligned, x.dtype)
         table = _nhwc_rows(x)
-        k, c = len(batch), x.shape[1]
-        out = np.zeros((k,) + tuple(output_size) + (c,), x.dtype)
-        args = (x.shape, batch, corners, output_size, spatial_scale, sampling_ratio,
-                aligned, x.dtype)
-        for rows, weights in _roi_align_taps(*args):
-            out += weights[..., None] * table[rows]
-        ctx.taps_args = args
+        out = np.zeros((len(batch),) + tuple(output_size) + (x.shape[1],), x.dtype)
+
+        def fill(groups):  # the halves write disjoint boxes of out
+            for boxes, crop in groups:
+                (wy, ty), (wx, tx) = (plan.matrices(boxes, crop, axis) for axis in "yx")
+                out[boxes] = _sandwich_nonfinite(wy, table[plan.crop_rows(boxes, crop)], wx,
+                                                 ty, tx)
+
+        plan.each_half(fill)
+        ctx.plan, ctx.input_shape = plan, x.shape
         return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
 
     @staticmethod
     def backward(ctx, grad):
-        g = np.ascontiguousarray(grad.transpose(0, 2, 3, 1))
-        pieces = ((rows, weights[..., None] * g)
-                  for rows, weights in _roi_align_taps(*ctx.taps_args))
-        return (_scatter_rows(grad.dtype, ctx.taps_args[0], pieces),
-                None, None, None, None, None, None)
+        plan, (n, c, h, w) = ctx.plan, ctx.input_shape
+        g = grad.transpose(0, 2, 3, 1)
+        flip = lambda m: m.transpose(0, 2, 1)  # noqa: E731
+
+        def accumulate(groups):  # each half adds into its own table
+            table = np.zeros((n * h * w, c), grad.dtype)
+            for boxes, crop in groups:
+                (wy, ty), (wx, tx) = (plan.matrices(boxes, crop, axis) for axis in "yx")
+                crop_grad = _sandwich_nonfinite(flip(wy), np.ascontiguousarray(g[boxes]),
+                                                flip(wx), tuple(map(flip, ty)),
+                                                tuple(map(flip, tx)))
+                add_rows(table, plan.crop_rows(boxes, crop), crop_grad)
+            return table
+
+        with np.errstate(invalid="ignore"):  # inf + -inf = NaN, as in torchvision
+            tables = plan.each_half(accumulate)
+            table = tables[0] if len(tables) == 1 else np.add(*tables, out=tables[0])
+        grad_x = table.reshape(n, h, w, c).transpose(0, 3, 1, 2)
+        return (np.ascontiguousarray(grad_x), None, None, None, None, None, None)
 
 
 def roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1,
@@ -972,6 +1358,16 @@ def roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1,
     Backward (with respect to ``input``) scatters each sample's gradient to those
     neighbours with the same weights.
 
+    Sampling is separable, so each box is computed as ``W_y @ crop @ W_x^T`` per
+    channel, with ``W_y`` (PH, rows) and ``W_x`` (PW, cols) holding the summed sample
+    weights over the crop of the map the box reads: the cost of a box follows its own
+    size (and only its samples inside ``[-1, H]`` are generated). Non-finite values
+    propagate as in torchvision's sums of products (a tap of weight zero on an
+    infinite value gives NaN), except that torchvision also multiplies pixel (0, 0)
+    by zero for each sample outside the map; here such a sample reads nothing. Boxes
+    must have finite coordinates of at most ``2**24`` pixels in magnitude once scaled
+    (ValueError otherwise).
+
     Examples
     --------
     >>> import numpy as np, fancydl
@@ -983,5 +1379,6 @@ def roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1,
     batch, corners = _check_rois("roi_align", input, boxes)
     size = check_pair("roi_align", "output_size", output_size, minimum=1)
     scale = check_real("roi_align", "spatial_scale", spatial_scale, 0, inclusive=False)
+    _check_box_coordinates("roi_align", corners, scale)
     sampling_ratio = check_int("roi_align", "sampling_ratio", sampling_ratio)
     return _RoIAlign.apply(input, batch, corners, size, scale, sampling_ratio, bool(aligned))

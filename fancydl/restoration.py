@@ -38,8 +38,8 @@ import numbers
 
 import numpy as np
 
-from .autodiff import Function, Traced, value_of
-from .signal import next_fast_length
+from .autodiff import Function, Traced, constant_of
+from .signal import apply_spectrum, next_fast_length, unnormalized_fft
 from .validation import check_array, check_float_array, check_int, check_pair, check_real
 
 __all__ = ["wiener", "richardson_lucy", "inverse_filter", "transfer_function", "blur",
@@ -51,25 +51,6 @@ RL_GUARD = 1e-12
 
 
 # --- transfer functions ---------------------------------------------------------------
-
-def _fourier_axes(ndim):
-    return tuple(range(ndim))
-
-
-# NumPy 2.4's FFTs were measured 5-15x slower with a normalization factor of exactly 1
-# (the default forward transform) than with any other factor, so every transform pair
-# here is 'ortho' (1/sqrt(n) each way; the pair still multiplies by 1/n) and the one
-# unnormalized forward transform is computed as n * (the 'forward'-normalized one).
-
-def _unnormalized_fft(x, shape=None, is_real=True):
-    """``rfftn`` (or ``fftn``) of ``x`` over all its axes, zero-padded to ``shape``."""
-    axes = _fourier_axes(x.ndim)
-    shape = x.shape if shape is None else tuple(shape)
-    transform = np.fft.rfftn if is_real else np.fft.fftn
-    spectrum = transform(x, s=shape, axes=axes, norm="forward")
-    spectrum *= np.prod(shape, dtype=np.float64)
-    return spectrum
-
 
 def transfer_function(psf, shape, is_real=True):
     """The transfer function (optical transfer function) of a PSF on a grid of ``shape``.
@@ -93,11 +74,11 @@ def transfer_function(psf, shape, is_real=True):
     -------
     ndarray, complex64 for a float32 PSF, complex128 for float64
     """
-    psf = value_of(psf)
+    psf = constant_of(psf, "transfer_function", "psf")
     padded = np.zeros(shape, dtype=psf.dtype)
     wrapped = [(np.arange(k) - k // 2) % n for k, n in zip(psf.shape, shape)]
     padded[np.ix_(*wrapped)] = psf  # entry floor(k/2) of each axis lands on index 0
-    return _unnormalized_fft(padded, is_real=is_real)
+    return unnormalized_fft(padded, shape, real=is_real)
 
 
 def _spectrum_shape(shape, is_real):
@@ -133,14 +114,10 @@ class _CircularFilter(Function):
 
 
 def _apply_spectrum(image, spectrum, is_real=True):
-    """``ifft(spectrum * fft(image))``, real (half spectrum) or complex."""
-    axes = _fourier_axes(image.ndim)
-    if is_real:
-        product = spectrum * np.fft.rfftn(image, axes=axes, norm="ortho")
-        out = np.fft.irfftn(product, s=image.shape, axes=axes, norm="ortho")
-        return out.astype(image.dtype, copy=False)
-    product = spectrum * np.fft.fftn(image, axes=axes, norm="ortho")
-    return np.fft.ifftn(product, axes=axes, norm="ortho").astype(spectrum.dtype, copy=False)
+    """``ifft(spectrum * fft(image))``, real (half spectrum, in ``image``'s dtype) or
+    complex (in ``spectrum``'s), with :func:`fancydl.signal.apply_spectrum`."""
+    out = apply_spectrum(spectrum, image, real=is_real)
+    return out.astype(image.dtype if is_real else spectrum.dtype, copy=False)
 
 
 class _Clip(Function):
@@ -254,12 +231,13 @@ def wiener(image, psf, balance, reg=None, is_real=True, clip=True):
         check_array("wiener", "reg", reg)
         if not np.iscomplexobj(reg):
             _check_image_and_psf("wiener", image, reg.astype(image.dtype))
-    psf_spectrum = _filter_spectrum("wiener", "psf", value_of(psf), image, is_real)
+    psf_spectrum = _filter_spectrum("wiener", "psf", constant_of(psf, "wiener", "psf"),
+                                    image, is_real)
     if reg is None:
         reg_power = _laplacian_transfer_function(image.shape, is_real, image.dtype) ** 2
     else:
-        reg_power = np.abs(_filter_spectrum("wiener", "reg", value_of(reg), image,
-                                            is_real)) ** 2
+        reg = constant_of(reg, "wiener", "reg")
+        reg_power = np.abs(_filter_spectrum("wiener", "reg", reg, image, is_real)) ** 2
     with np.errstate(divide="ignore", invalid="ignore"):
         wiener_spectrum = np.conj(psf_spectrum) / (np.abs(psf_spectrum) ** 2
                                                    + balance * reg_power)
@@ -306,7 +284,8 @@ def inverse_filter(image, psf, threshold=0.0, clip=False):
     """
     _check_image_and_psf("inverse_filter", image, psf)
     threshold = check_real("inverse_filter", "threshold", threshold, minimum=0.0)
-    psf_spectrum = _filter_spectrum("inverse_filter", "psf", value_of(psf), image, True)
+    psf_spectrum = _filter_spectrum("inverse_filter", "psf",
+                                    constant_of(psf, "inverse_filter", "psf"), image, True)
     kept = np.abs(psf_spectrum) > threshold
     safe = np.where(kept, psf_spectrum, 1)
     inverse_spectrum = np.where(kept, 1 / safe, 0).astype(psf_spectrum.dtype, copy=False)
@@ -327,17 +306,14 @@ class _SameConvolution:
         self.offsets = tuple((k - 1) // 2 for k in kernel.shape)
         self.lengths = tuple(next_fast_length(n + k - 1 - (k - 1) // 2)
                              for n, k in zip(self.shape, kernel.shape))
-        self.axes = _fourier_axes(kernel.ndim)
-        self.spectrum = _unnormalized_fft(kernel, self.lengths)
-        self.buffer = np.zeros(self.lengths, dtype=kernel.dtype)
+        self.spectrum = unnormalized_fft(kernel, self.lengths)
+        self.buffer = np.zeros(self.lengths, dtype=kernel.dtype)  # x, zero-padded
         self.window = tuple(slice(o, o + n) for o, n in zip(self.offsets, self.shape))
         self.inside = tuple(slice(0, n) for n in self.shape)
 
     def __call__(self, x):
         self.buffer[self.inside] = x
-        spectrum = np.fft.rfftn(self.buffer, axes=self.axes, norm="ortho")
-        spectrum *= self.spectrum
-        full = np.fft.irfftn(spectrum, s=self.lengths, axes=self.axes, norm="ortho")
+        full = apply_spectrum(self.spectrum, self.buffer)
         return full[self.window].astype(x.dtype, copy=False)
 
 
@@ -387,8 +363,8 @@ def richardson_lucy(image, psf, num_iter=50, clip=True, filter_epsilon=None):
     if filter_epsilon is not None:
         filter_epsilon = check_real("richardson_lucy", "filter_epsilon", filter_epsilon,
                                     minimum=0.0)
-    image = value_of(image)
-    psf = value_of(psf).astype(image.dtype, copy=False)
+    image = constant_of(image, "richardson_lucy", "image")
+    psf = constant_of(psf, "richardson_lucy", "psf").astype(image.dtype, copy=False)
     blur_with_psf = _SameConvolution(psf, image.shape)
     correlate_with_psf = _SameConvolution(np.flip(psf), image.shape)
     estimate = np.full(image.shape, 0.5, dtype=image.dtype)
@@ -426,7 +402,7 @@ def blur(image, psf, boundary="circular"):
     _check_image_and_psf("blur", image, psf)
     if boundary not in ("circular", "zero"):
         raise ValueError(f"blur: boundary must be 'circular' or 'zero', got {boundary!r}")
-    psf = value_of(psf).astype(image.dtype, copy=False)
+    psf = constant_of(psf, "blur", "psf").astype(image.dtype, copy=False)
     if boundary == "circular":
         spectrum = transfer_function(psf, image.shape).astype(
             np.result_type(image.dtype, np.complex64), copy=False)

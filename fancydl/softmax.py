@@ -7,9 +7,12 @@ argument order and defaults are those of ``torch.nn.functional``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .autodiff import Function
+from .parallel import halves
 from .validation import (check_array, check_choice, check_dim, check_float_array, check_int,
                          check_real, check_same_dtype)
 
@@ -21,14 +24,15 @@ REDUCTIONS = ("none", "mean", "sum")
 def _shifted_max(z, dim):
     """max(z) along ``dim`` (kept), with infinite maxima replaced by 0 so that
     ``z - m`` is never ``inf - inf`` when the max is the only infinite entry."""
-    m = np.max(z, axis=dim, keepdims=True)
+    m = np.max(z, axis=dim, keepdims=True, initial=-np.inf)  # -inf for an empty dim
     return np.where(np.isfinite(m), m, np.zeros((), z.dtype))
 
 
 class _Softmax(Function):
     @staticmethod
     def forward(ctx, z, dim):
-        e = np.exp(z - np.max(z, axis=dim, keepdims=True))
+        # initial=-inf: the max over an empty dim (its softmax is empty too)
+        e = np.exp(z - np.max(z, axis=dim, keepdims=True, initial=-np.inf))
         y = e / e.sum(axis=dim, keepdims=True)
         ctx.save_for_backward(y)
         ctx.dim = dim
@@ -43,23 +47,46 @@ class _Softmax(Function):
 class _LogSoftmax(Function):
     @staticmethod
     def forward(ctx, z, dim):
-        shifted = z - np.max(z, axis=dim, keepdims=True)
-        out = shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
-        ctx.save_for_backward(out)
-        ctx.dim = dim
-        return out
+        rows = _as_rows(z, dim)
+        out, e = np.empty_like(rows), np.empty_like(rows)
+        norm = np.empty(rows.shape[:1] + (1,) + rows.shape[2:], rows.dtype)
+        _by_blocks(_log_softmax_rows, out, e, norm, rows)
+        # softmax = e / norm: the backward pass needs no second exp.
+        ctx.save_for_backward(e, norm)
+        ctx.shape = z.shape
+        return out.reshape(z.shape)
 
     @staticmethod
     def backward(ctx, grad):
-        (out,) = ctx.saved
-        return grad - np.exp(out) * grad.sum(axis=ctx.dim, keepdims=True), None
+        e, norm = ctx.saved
+        dz = np.empty_like(e)
+        _by_blocks(_log_softmax_grad_rows, dz, grad.reshape(e.shape), e, norm)
+        return dz.reshape(ctx.shape), None
+
+
+def _log_softmax_rows(out, e, norm, z):
+    """Along axis 1: ``e = exp(z - max z)``, ``norm = sum(e)`` and
+    ``out = (z - max z) - log(norm)``, written into the given arrays."""
+    np.subtract(z, z.max(axis=1, keepdims=True), out=out)
+    np.exp(out, out=e)
+    np.sum(e, axis=1, keepdims=True, out=norm)
+    out -= np.log(norm)
+
+
+def _log_softmax_grad_rows(dz, g, e, norm):
+    """``dz = g - softmax * sum(g)`` along axis 1, with ``softmax = e / norm``."""
+    np.multiply(e, g.sum(axis=1, keepdims=True) / norm, out=dz)
+    np.subtract(g, dz, out=dz)
 
 
 class _LogSumExp(Function):
     @staticmethod
     def forward(ctx, z, dims, keepdim):
+        ctx.shape = z.shape
+        if z.ndim == 0:  # one value: it is its own log-sum-exp
+            z, dims, keepdim = z.reshape(1), (0,), False
         m = _shifted_max(z, dims)
-        with np.errstate(divide="ignore"):  # log(0) = -inf when every entry is -inf
+        with np.errstate(divide="ignore"):  # log(0) = -inf: every entry -inf, or none
             out = m + np.log(np.exp(z - m).sum(axis=dims, keepdims=True))
         ctx.save_for_backward(z, out)
         ctx.dims = dims
@@ -69,7 +96,37 @@ class _LogSumExp(Function):
     def backward(ctx, grad):
         z, out = ctx.saved
         grad = np.expand_dims(grad, ctx.dims) if grad.ndim < z.ndim else grad
-        return grad * np.exp(z - out), None, None
+        with np.errstate(invalid="ignore"):
+            return (grad * np.exp(z - out)).reshape(ctx.shape), None, None
+
+
+def _as_rows(z, dim):
+    """``z`` seen as (outer, n, inner) with ``n`` the length of ``dim`` (a view when z
+    is contiguous); a 0-d ``z`` is one row of one value."""
+    if z.ndim == 0:
+        return z.reshape(1, 1, 1)
+    return z.reshape(math.prod(z.shape[:dim]), z.shape[dim], math.prod(z.shape[dim + 1:]))
+
+
+#: The softmax passes run on blocks of rows of about this many values, so that the
+#: second and later passes over a block find it in cache.
+BLOCK_VALUES = 1 << 16
+
+
+def _by_blocks(fill, *arrays):
+    """``fill(*blocks)`` on consecutive blocks of rows (axis 0) of ``arrays``, the two
+    halves of the rows at once (:func:`fancydl.parallel.halves`); nothing to do for
+    empty arrays (an empty ``dim`` included)."""
+    if arrays[0].size == 0:
+        return
+
+    def run(*half):
+        step = max(1, BLOCK_VALUES // (half[0].size // half[0].shape[0]))
+        for start in range(0, half[0].shape[0], step):
+            fill(*(a[start:start + step] for a in half))
+
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # NaN/inf: torch's
+        halves(run, *arrays)
 
 
 def softmax(input, dim):
@@ -84,6 +141,7 @@ def softmax(input, dim):
     Returns
     -------
     ndarray of ``input``'s shape and dtype
+        Over an empty ``dim`` the result is empty; a 0-d input gives 1, as in PyTorch.
 
     Examples
     --------
@@ -106,6 +164,14 @@ def log_softmax(input, dim):
     Returns
     -------
     ndarray of ``input``'s shape and dtype
+        Over an empty ``dim`` the result is empty; a 0-d input gives 0, as in PyTorch.
+
+    Notes
+    -----
+    The rows are processed in cache-sized blocks, the two halves of them on two
+    threads. Inside :func:`fancydl.vjp` the pullback keeps ``exp(z - max z)`` (one
+    array of the input's size, as PyTorch keeps the output) and its row sums, so the
+    backward pass needs no exponential.
 
     Examples
     --------
@@ -129,12 +195,19 @@ def logsumexp(input, dim, keepdim=False):
     Returns
     -------
     ndarray
-        ``input``'s shape without ``dim`` (or with size 1 there if ``keepdim``).
+        ``input``'s shape without ``dim`` (or with size 1 there if ``keepdim``); a 0-d
+        input is returned as it is. Over an empty ``dim`` the result is ``-inf`` (the
+        log of an empty sum) and the gradient is empty, as in PyTorch.
     """
     check_float_array("logsumexp", "input", input)
-    dims = (dim,) if not isinstance(dim, (tuple, list)) else tuple(dim)
-    dims = tuple(sorted({check_dim("logsumexp", "dim", d, input.ndim) for d in dims}))
-    return _LogSumExp.apply(input, dims, bool(keepdim))
+    given = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
+    dims = tuple(check_dim("logsumexp", "dim", d, input.ndim) for d in given)
+    if len(set(dims)) != len(dims):
+        raise ValueError(f"logsumexp: dim must name each dimension once, got {dim!r} "
+                         f"for an input with {input.ndim} dimensions")
+    if not dims and input.ndim > 0:
+        raise ValueError(f"logsumexp: dim must name at least one dimension, got {dim!r}")
+    return _LogSumExp.apply(input, tuple(sorted(dims)), bool(keepdim))
 
 
 # --- losses -------------------------------------------------------------------------
@@ -173,30 +246,33 @@ class _ClassIndexLoss(Function):
         if reduction == "none":
             return loss.astype(scores.dtype, copy=False)
         total = loss.sum()
-        with np.errstate(invalid="ignore", divide="ignore"):  # all ignored: 0/0 = nan
-            return np.asarray(total / denominator if reduction == "mean" else total,
-                              dtype=scores.dtype)
+        if reduction == "sum":
+            return np.asarray(total, dtype=scores.dtype)
+        # No weight behind the mean (every target ignored, or of weight 0): PyTorch's
+        # 0/0 = nan, label smoothing or not.
+        return np.asarray(total / denominator if denominator != 0 else np.nan,
+                          dtype=scores.dtype)
 
     @staticmethod
     def backward(ctx, grad):
         log_probs, class_weight, target, valid, w, loss = ctx.saved
         n_classes, eps = log_probs.shape[1], ctx.smoothing
+        # A mean over no weight (D = 0) is nan, and so is its gradient, as in PyTorch.
         with np.errstate(invalid="ignore", divide="ignore"):
             per_item = grad / ctx.denominator if ctx.reduction == "mean" else grad
-        # Ignored items get exactly 0, even when every item is ignored (0/0 above).
-        per_item = np.where(valid, per_item, np.zeros((), log_probs.dtype))
-        with np.errstate(invalid="ignore"):
+            # Ignored items get exactly 0, even when every item is ignored (0/0 above).
+            per_item = np.where(valid, per_item, np.zeros((), log_probs.dtype))
             at_target = -(1 - eps) * per_item * w       # d loss / d logp[i, t_i]
-        spread = eps / n_classes * per_item * valid      # d loss / d logp[i, c] = -spread_i weight_c
-        g_logp_rows = at_target - spread * class_weight.sum()  # sum_c d loss / d logp[i, c]
-        g_scores = log_probs.pull_back(g_logp_rows)  # softmax * (-row sum), or zeros
-        _add_at_target(g_scores, target, at_target)
-        if eps > 0:
-            g_scores -= spread[:, None] * _class_axis(class_weight, g_scores.ndim)
-        g_weight = None
-        if ctx.needs_input_grad[1]:
-            g_weight = _class_index_weight_grad(ctx, log_probs, target, valid, per_item,
-                                                loss, grad)
+            spread = eps / n_classes * per_item * valid  # d loss/d logp[i, c] = -spread_i w_c
+            g_logp_rows = at_target - spread * class_weight.sum()  # sum_c d loss/d logp_ic
+            g_scores = log_probs.pull_back(g_logp_rows)  # softmax * (-row sum), or zeros
+            _add_at_target(g_scores, target, at_target)
+            if eps > 0:
+                g_scores -= spread[:, None] * _class_axis(class_weight, g_scores.ndim)
+            g_weight = None
+            if ctx.needs_input_grad[1]:
+                g_weight = _class_index_weight_grad(ctx, log_probs, target, valid,
+                                                    per_item, loss, grad)
         return g_scores, g_weight, None, None, None, None, None
 
 
@@ -265,7 +341,8 @@ def _class_index_weight_grad(ctx, log_probs, target, valid, per_item, loss, grad
         smoothed = -(eps / n_classes) * (per_item * valid)[:, None] * log_probs.full()
         contrib += smoothed.sum(axis=tuple(a for a in range(len(log_probs.shape)) if a != 1))
     if ctx.reduction == "mean":
-        # d(total / D)/d weight_c also moves the denominator D = sum_i w_i.
+        # d(total / D)/d weight_c also moves the denominator D = sum_i w_i
+        # (nan when D = 0, like the loss itself).
         counts = np.bincount(target[valid].ravel(), minlength=n_classes)
         contrib -= grad * loss.sum() / ctx.denominator ** 2 * counts
     return contrib.astype(log_probs.dtype, copy=False)
@@ -291,13 +368,15 @@ class _ClassProbabilityLoss(Function):
         if reduction == "none":
             return terms.sum(axis=1)
         total = terms.sum()
-        return np.asarray(total / ctx.count if reduction == "mean" else total,
-                          dtype=logp.dtype)
+        with np.errstate(invalid="ignore"):  # an empty batch: 0/0 = nan, as in PyTorch
+            return np.asarray(total / ctx.count if reduction == "mean" else total,
+                              dtype=logp.dtype)
 
     @staticmethod
     def backward(ctx, grad):
         logp, smoothed, spread = ctx.saved
-        g = grad / ctx.count if ctx.reduction == "mean" else grad
+        with np.errstate(divide="ignore"):  # an empty batch: nothing receives it
+            g = grad / ctx.count if ctx.reduction == "mean" else grad
         g = np.expand_dims(g, 1) if ctx.reduction == "none" else g
         g_logp = -g * smoothed * spread
         g_target = -g * (1 - ctx.smoothing) * logp * spread if ctx.needs_input_grad[1] \
@@ -431,7 +510,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     >>> import numpy as np, fancydl
     >>> z = np.array([[2.0, 0.0, 0.0]])
     >>> round(float(fancydl.cross_entropy(z, np.array([0]))), 6)
-    0.239133
+    0.239545
     """
     probabilities = _check_loss_arguments("cross_entropy", input, target, weight,
                                           ignore_index, reduction, label_smoothing)

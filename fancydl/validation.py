@@ -2,7 +2,8 @@
 
 Every message names the operator, the argument, what was expected and what came, e.g.
 ``conv2d: stride must be a positive int or a pair of positive ints, got 0``. Checks
-accept traced values (see :mod:`fancydl.autodiff`) as well as plain arrays.
+accept traced values (see :mod:`fancydl.autodiff`) as well as plain arrays. This module
+imports only the leaf module :mod:`fancydl._traced`, so any module can import it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from .autodiff import Traced
+from ._traced import Traced
 
 __all__ = ["check_array", "check_float_array", "check_int", "check_pair", "check_choice",
            "check_same_dtype", "check_dim", "check_real"]

@@ -6,16 +6,169 @@ a window and reduce". Both are written here as a loop over the k×k kernel offse
 positions at once, form one strided view of the padded input
 (:func:`offset_view`). The backward pass adds gradients into the same views
 (:func:`add_to_offset`). No Python loop runs over batch, channels or pixels.
+
+Also here, shared by every windowed operator (convolution, deformable convolution,
+pooling): :class:`WindowGeometry`, the one record of where the windows lie;
+:func:`work_chunks`, the one way to cut a batch (and, for a single huge image, its
+output rows) so that a temporary buffer stays within :data:`WORKSPACE_BYTES`; and the
+two scatter-adds of the backward passes: :func:`fold_offsets` adds gradients back
+where the kernel-offset views read (convolution's col2im, pooling), :func:`add_rows`
+where a gather of table rows read (deformable convolution, RoI pooling).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
 __all__ = ["effective_kernel_size", "conv_output_size", "conv_transpose_output_size",
            "receptive_field", "pool_output_size", "pad2d",
            "unpad2d", "kernel_offsets", "offset_view", "add_to_offset", "stride_phases",
-           "phase_view", "phase_zeros", "merge_phases"]
+           "phase_view", "phase_zeros", "merge_phases", "uses_phases", "fold_offsets",
+           "WindowGeometry", "WORKSPACE_BYTES", "work_chunks", "add_rows"]
+
+#: The one memory budget (bytes) of a temporary work buffer (im2col columns, the
+#: shifted-GEMM rows and products, deformable convolution's sampled columns): operators
+#: cut their batch, and for a single image too large for it its output rows, into
+#: pieces whose buffer stays within it (see :func:`work_chunks`). Read at call time,
+#: so setting ``fancydl.windows.WORKSPACE_BYTES`` changes every operator's chunking.
+WORKSPACE_BYTES = 16 * 2**20
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowGeometry:
+    """Where the windows of one convolution or pooling lie (validated arguments).
+
+    Attributes
+    ----------
+    kernel : (kH, kW)
+    stride : (sH, sW)
+    pad_widths : ((top, bottom), (left, right))
+        The padding actually added ('same' convolution and ceil_mode pooling pad
+        asymmetrically).
+    dilation : (dH, dW)
+    groups : int
+        Channel groups (convolutions; 1 for pooling).
+    out_size : (H_out, W_out) or None
+        Fixed by the caller (pooling, deformable convolution); None: computed from
+        the input size by :meth:`output_size`.
+    """
+
+    kernel: tuple
+    stride: tuple
+    pad_widths: tuple
+    dilation: tuple
+    groups: int = 1
+    out_size: tuple | None = None
+
+    @classmethod
+    def symmetric(cls, kernel, stride, padding, dilation, groups=1, out_size=None):
+        """A geometry with ``padding = (pH, pW)`` on both sides of each axis."""
+        (ph, pw) = padding
+        return cls(tuple(kernel), tuple(stride), ((ph, ph), (pw, pw)), tuple(dilation),
+                   int(groups), None if out_size is None else tuple(out_size))
+
+    @property
+    def taps(self):
+        """Number of kernel offsets, kH·kW."""
+        return self.kernel[0] * self.kernel[1]
+
+    def padded_shape(self, shape):
+        """Shape ``(..., H, W)`` after padding."""
+        (top, bottom), (left, right) = self.pad_widths
+        return tuple(shape[:-2]) + (shape[-2] + top + bottom, shape[-1] + left + right)
+
+    def output_size(self, height, width):
+        """Output (H_out, W_out) on an (H, W) input (PyTorch's floor formula)."""
+        if self.out_size is not None:
+            return self.out_size
+        return tuple(conv_output_size(size, k, s, p, d) for size, k, s, p, d in zip(
+            (height, width), self.kernel, self.stride, self.pad_widths, self.dilation))
+
+    def window_origins(self, out_size, dtype):
+        """Input row and column that tap ``(i, j)`` of output ``(h, w)`` reads:
+        ``h sH - top + i dH`` and ``w sW - left + j dW``.
+
+        Returns
+        -------
+        rows, cols : ndarrays of shape (H_out·W_out, kH·kW), ``dtype``
+        """
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        top, left = self.pad_widths[0][0], self.pad_widths[1][0]
+        ho, wo = out_size
+        taps = np.array(kernel_offsets(self.kernel)).reshape(-1, 2)
+        rows = np.repeat(np.arange(ho) * sh - top, wo)[:, None] + taps[:, 0] * dh
+        cols = np.tile(np.arange(wo) * sw - left, ho)[:, None] + taps[:, 1] * dw
+        return rows.astype(dtype), cols.astype(dtype)
+
+
+def work_chunks(batch, bytes_per_image, rows=1, budget=None):
+    """Pieces of the work whose buffers fit in ``budget`` bytes.
+
+    The batch is cut into chunks of equal size (but the last), as few as the budget
+    allows. When even one image exceeds it and its work can be split by output row
+    (``rows`` > 1 output rows, each costing ``bytes_per_image / rows``), each image is
+    cut into blocks of output rows instead.
+
+    Parameters
+    ----------
+    batch : int
+        Number of images (may be 0: no pieces).
+    bytes_per_image : int
+        Buffer bytes one image needs.
+    rows : int
+        Output rows of one image that can be computed separately (1: not splittable).
+    budget : int, optional
+        Defaults to :data:`WORKSPACE_BYTES`, read at call time.
+
+    Returns
+    -------
+    list of (batch slice, row slice)
+        The row slice is ``slice(0, rows)`` unless the images are cut by rows.
+
+    Examples
+    --------
+    >>> work_chunks(5, 40, budget=100)
+    [(slice(0, 2, None), slice(0, 1, None)), (slice(2, 4, None), slice(0, 1, None)), \
+(slice(4, 5, None), slice(0, 1, None))]
+    >>> [r for _, r in work_chunks(1, 1000, rows=10, budget=300)]
+    [slice(0, 3, None), slice(3, 6, None), slice(6, 9, None), slice(9, 10, None)]
+    """
+    budget = WORKSPACE_BYTES if budget is None else budget
+    bytes_per_image = max(int(bytes_per_image), 1)
+    if bytes_per_image > budget and rows > 1:
+        per_block = max(1, int(budget // -(-bytes_per_image // rows)))
+        return [(slice(n, n + 1), slice(r, min(r + per_block, rows)))
+                for n in range(batch) for r in range(0, rows, per_block)]
+    most = max(1, int(budget // bytes_per_image))
+    count = -(-batch // most)
+    step = -(-batch // count) if count else 1
+    return [(slice(start, min(start + step, batch)), slice(0, rows))
+            for start in range(0, batch, step)]
+
+
+def add_rows(table, rows, values):
+    """Backward of a gather of table rows: ``table[rows[k]] += values[k]``, repeats summed.
+
+    Parameters
+    ----------
+    table : ndarray of shape (R, C), C-contiguous, updated in place
+    rows : int ndarray of any shape (...)
+        Rows of ``table`` that were gathered.
+    values : ndarray of shape (..., C)
+        Gradient of each gathered row.
+
+    Notes
+    -----
+    ``np.add.at`` on flat element indices ``row·C + channel`` (NumPy's fast path for a
+    1-D target) is several times faster than ``np.add.at`` on (rows, C) blocks or a
+    sort and ``np.add.reduceat``.
+    """
+    channels, rows = table.shape[-1], np.asarray(rows)
+    flat = (rows[..., None] * channels + np.arange(channels)).reshape(-1)
+    np.add.at(table.reshape(-1), flat, np.broadcast_to(values, rows.shape + (channels,))
+              .reshape(-1))
 
 
 def effective_kernel_size(kernel_size, dilation=1):
@@ -266,3 +419,56 @@ def merge_phases(phases, padded_shape, stride, crop=((0, 0), (0, 0)), out=None):
         merged[..., row0::sh, col0::sw] = plane[..., first_row:first_row + rows,
                                                 first_col:first_col + cols]
     return merged
+
+
+def uses_phases(geom):
+    """Whether to read and write the offset views through stride phases: only while
+    there are no more phases (sH sW) than kernel offsets, so that splitting costs
+    O(input), never O(stride²) (a stride larger than the kernel leaves most phases
+    unread)."""
+    return geom.stride[0] * geom.stride[1] <= geom.kernel[0] * geom.kernel[1]
+
+
+def fold_offsets(pieces, padded_shape, geom, dtype, crop=((0, 0), (0, 0)), out=None):
+    """Adjoint of reading the kernel-offset views: add each offset's piece where that
+    offset read, then crop.
+
+    Through the stride phases (unit-stride additions) when :func:`uses_phases`, else
+    with :func:`add_to_offset` on the strided views.
+
+    Parameters
+    ----------
+    pieces : iterable of ndarray of shape (..., H_out, W_out), or None to skip
+        One per kernel offset, in :func:`kernel_offsets` order.
+    padded_shape : tuple
+        Shape (..., Hp, Wp) of the padded array the views were read from.
+    geom : WindowGeometry
+    dtype : dtype of the result
+    crop : ((top, bottom), (left, right))
+        Padding to drop from the result (as :func:`unpad2d`).
+    out : ndarray, optional
+        Where to write the (cropped) result.
+
+    Returns
+    -------
+    ndarray of ``padded_shape`` less the crop
+    """
+    offsets = kernel_offsets(geom.kernel)
+    no_crop = crop == ((0, 0), (0, 0))
+    if not uses_phases(geom):
+        padded = np.zeros(padded_shape, dtype)
+        for offset, piece in zip(offsets, pieces):
+            if piece is not None:
+                add_to_offset(padded, offset, geom.stride, geom.dilation, piece)
+        if out is None:
+            return padded if no_crop else np.ascontiguousarray(unpad2d(padded, crop))
+        out[...] = unpad2d(padded, crop)
+        return out
+    phases = phase_zeros(padded_shape, geom.stride, dtype)
+    for offset, piece in zip(offsets, pieces):
+        if piece is not None:
+            view = phase_view(phases, offset, geom.stride, geom.dilation, piece.shape[-2:])
+            view += piece
+    if tuple(geom.stride) == (1, 1) and no_crop and out is None:
+        return phases[(0, 0)]
+    return merge_phases(phases, padded_shape, geom.stride, crop=crop, out=out)

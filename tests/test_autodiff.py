@@ -5,6 +5,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import fancydl
 from fancydl.autodiff import Function
@@ -81,7 +83,7 @@ def test_elementwise_gradchecks(rng, name):
 def test_shape_ops_gradcheck(rng):
     x = rng.standard_normal((2, 3, 4))
     assert fancydl.gradcheck(lambda x: fancydl.sum(x, (0, 2)) * fancydl.mean(x, (0, 2)), x)
-    assert fancydl.gradcheck(lambda x: fancydl.flatten(x) @ np.ones((12, 2)), x)
+    assert fancydl.gradcheck(lambda x: fancydl.flatten(x, 1) @ np.ones((12, 2)), x)
     assert fancydl.gradcheck(lambda x: fancydl.log(x * x + 1.0).reshape(4, 6)[1:3], x)
 
 
@@ -168,3 +170,487 @@ def test_import_fancydl_without_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+# --- parameter trees (issue 12 §2) and structured outputs ---------------------------------
+
+def _mlp(params, x):
+    hidden = fancydl.relu(fancydl.linear(x, params["layers"][0]["w"],
+                                         params["layers"][0]["b"]))
+    return fancydl.linear(hidden, params["layers"][1]["w"], params["layers"][1]["b"])
+
+
+def _mlp_params(rng):
+    return {"layers": [{"w": rng.standard_normal((5, 3)), "b": rng.standard_normal(5)},
+                       {"w": rng.standard_normal((2, 5)), "b": rng.standard_normal(2)}]}
+
+
+def test_dict_parameters_get_dict_gradients_equal_to_flat_arguments(rng):
+    params, x = _mlp_params(rng), rng.standard_normal((4, 3))
+    g = rng.standard_normal((4, 2))
+    out, pullback = fancydl.vjp(_mlp, params, x)
+    grads, gx = pullback(g)
+    flat = lambda w0, b0, w1, b1, x: _mlp(  # noqa: E731
+        {"layers": [{"w": w0, "b": b0}, {"w": w1, "b": b1}]}, x)
+    layers = params["layers"]
+    out_flat, pullback_flat = fancydl.vjp(flat, layers[0]["w"], layers[0]["b"],
+                                          layers[1]["w"], layers[1]["b"], x)
+    expected = pullback_flat(g)
+    np.testing.assert_array_equal(out, out_flat)
+    assert list(grads) == ["layers"] and len(grads["layers"]) == 2
+    got = [grads["layers"][0]["w"], grads["layers"][0]["b"], grads["layers"][1]["w"],
+           grads["layers"][1]["b"], gx]
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_trees_gradcheck_in_float64(rng):
+    params, x = _mlp_params(rng), rng.standard_normal((4, 3)) + 0.1
+    report = fancydl.gradcheck(_mlp, params, x)
+    assert report and set(report.max_errors) == {(0, 0), (0, 1), (0, 2), (0, 3), 1}
+
+
+def test_non_float_leaves_pass_through_and_get_none(rng):
+    x = rng.standard_normal((3, 4))
+    args = {"x": x, "target": np.array([0, 1, 3]), "name": "ce", "weight": None, "k": 2}
+
+    def f(args):
+        assert args["name"] == "ce" and args["weight"] is None and args["k"] == 2
+        return fancydl.cross_entropy(args["x"], args["target"])
+
+    _, pullback = fancydl.vjp(f, args)
+    (grads,) = pullback(np.array(1.0))
+    assert grads["target"] is None and grads["name"] is None and grads["weight"] is None
+    assert grads["k"] is None and grads["x"].shape == x.shape
+
+
+def test_outputs_of_any_structure_are_plain_and_pulled_back(rng):
+    x = rng.standard_normal(3)
+    f = lambda x: {"e": fancydl.exp(x), "parts": [fancydl.tanh(x), (x * 2.0, 7)]}  # noqa
+    out, pullback = fancydl.vjp(f, x)
+    assert isinstance(out["e"], np.ndarray) and isinstance(out["parts"][1][0], np.ndarray)
+    assert out["parts"][1][1] == 7
+    np.testing.assert_allclose(out["e"], np.exp(x))
+    g = rng.standard_normal(3)
+    (gx,) = pullback({"e": g, "parts": [None, (g, None)]})
+    np.testing.assert_allclose(gx, g * np.exp(x) + 2 * g)
+    (gx,) = pullback({"e": None, "parts": None})  # None for a whole subtree
+    np.testing.assert_array_equal(gx, np.zeros(3))
+    with pytest.raises(ValueError, match=r"grad_out\['parts'\] must have the structure"):
+        pullback({"e": g, "parts": [g]})
+
+
+def test_list_outputs_were_left_traced_before(rng):
+    """Regression: a list output kept Traced objects and gave zero gradients."""
+    x = rng.standard_normal(3)
+    out, pullback = fancydl.vjp(lambda x: [fancydl.exp(x), fancydl.exp(x)], x)
+    assert all(type(o) is np.ndarray for o in out)
+    np.testing.assert_allclose(pullback([np.ones(3), np.ones(3)])[0], 2 * np.exp(x))
+
+
+def _loss(params, x, target):
+    return fancydl.cross_entropy(_mlp(params, x), target)
+
+
+def test_value_and_grad_returns_the_loss_and_tree_gradients(rng):
+    params, x, target = _mlp_params(rng), rng.standard_normal((4, 3)), np.array([0, 1, 1, 0])
+    loss, grads = fancydl.value_and_grad(_loss)(params, x, target)
+    expected_out, pullback = fancydl.vjp(_loss, params, x, target)
+    np.testing.assert_array_equal(loss, expected_out)
+    expected = pullback(np.array(1.0))[0]
+    for a, b in zip(fancydl.tree.tree_leaves(grads), fancydl.tree.tree_leaves(expected)):
+        np.testing.assert_array_equal(a, b)
+    assert fancydl.tree.tree_flatten(grads)[1] == fancydl.tree.tree_flatten(params)[1]
+    np.testing.assert_array_equal(fancydl.grad(_loss)(params, x, target)["layers"][1]["b"],
+                                  grads["layers"][1]["b"])
+
+
+def test_value_and_grad_argnums_and_aux(rng):
+    params, x, target = _mlp_params(rng), rng.standard_normal((4, 3)), np.array([0, 1, 1, 0])
+
+    def with_aux(params, x, target):
+        logits = _mlp(params, x)
+        return fancydl.cross_entropy(logits, target), {"logits": logits}
+
+    (loss, aux), (gp, gx) = fancydl.value_and_grad(with_aux, argnums=(0, 1),
+                                                   has_aux=True)(params, x, target)
+    np.testing.assert_allclose(aux["logits"], _mlp(params, x))
+    assert type(aux["logits"]) is np.ndarray
+    _, pullback = fancydl.vjp(_loss, params, x, target)
+    np.testing.assert_allclose(gx, pullback(np.array(1.0))[1])
+    gx_only, aux_again = fancydl.grad(with_aux, argnums=-2, has_aux=True)(params, x, target)
+    np.testing.assert_array_equal(gx_only, gx)
+    assert set(aux_again) == {"logits"}
+
+
+def test_value_and_grad_traces_only_the_chosen_arguments(rng):
+    seen = []
+
+    def f(w, x):
+        seen.append((fancydl.autodiff.is_traced(w), fancydl.autodiff.is_traced(x)))
+        return fancydl.sum(w * x)
+
+    fancydl.value_and_grad(f)(rng.standard_normal(3), rng.standard_normal(3))
+    assert seen == [(True, False)]
+
+
+def test_value_and_grad_checks_its_arguments(rng):
+    w = rng.standard_normal(3)
+    with pytest.raises(ValueError, match=r"scalar loss .* got shape \(3,\)"):
+        fancydl.value_and_grad(fancydl.exp)(w)
+    with pytest.raises(TypeError, match="one element \\(the loss\\), got int"):
+        fancydl.value_and_grad(lambda w: 3)(w)
+    with pytest.raises(TypeError, match="must return a pair \\(loss, aux\\)"):
+        fancydl.value_and_grad(lambda w: fancydl.sum(w), has_aux=True)(w)
+    with pytest.raises(ValueError, match="argnums 1 is out of range for a call with 1"):
+        fancydl.value_and_grad(lambda w: fancydl.sum(w), argnums=1)(w)
+    with pytest.raises(TypeError, match="argnums must be an int"):
+        fancydl.value_and_grad(lambda w: fancydl.sum(w), argnums="w")
+    with pytest.raises(TypeError, match="f must be callable"):
+        fancydl.grad(None)
+
+
+def test_docstring_examples_run():
+    import doctest
+    for module in (fancydl.autodiff, fancydl._traced):
+        assert doctest.testmod(module, raise_on_error=False).failed == 0
+
+
+# --- no silent zero gradients ----------------------------------------------------------------
+
+def _image_psf(rng):
+    return rng.random((8, 8)), fancydl.gaussian_psf(3, 1.0)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda image, psf: fancydl.wiener(image, psf, 0.1), "wiener: .* respect to psf"),
+    (lambda image, psf: fancydl.inverse_filter(image, psf), "inverse_filter: .* to psf"),
+    (lambda image, psf: fancydl.blur(image, psf), "blur: .* respect to psf"),
+    (lambda image, psf: fancydl.richardson_lucy(image, psf, 2), "richardson_lucy: .* psf"),
+    (lambda image, psf: fancydl.transfer_function(psf, image.shape).real,
+     "transfer_function: .* psf"),
+])
+def test_operators_refuse_a_traced_argument_they_cannot_differentiate(rng, call, message):
+    """Regression: these returned a zero gradient for the psf."""
+    image, psf = _image_psf(rng)
+    with pytest.raises(TypeError, match=message + ".* gradient would silently be zero"):
+        fancydl.vjp(lambda psf: call(image, psf), psf)
+
+
+@pytest.mark.parametrize("op", ["wiener", "inverse_filter", "blur"])
+def test_closing_over_the_psf_differentiates_the_image(rng, op):
+    image, psf = _image_psf(rng)
+    extra = (0.1,) if op == "wiener" else ()
+    fn = getattr(fancydl, op)
+    assert fancydl.gradcheck(lambda image: fn(image, psf, *extra), image)
+
+
+def test_richardson_lucy_refuses_a_traced_image(rng):
+    image, psf = _image_psf(rng)
+    with pytest.raises(TypeError, match="richardson_lucy: .* respect to image"):
+        fancydl.vjp(lambda image: fancydl.richardson_lucy(image, psf, 2), image)
+
+
+@pytest.mark.parametrize("op", ["roi_align", "roi_pool"])
+def test_roi_operators_refuse_traced_boxes(rng, op):
+    x = rng.standard_normal((1, 2, 6, 6))
+    boxes = np.array([[0.0, 0.5, 0.5, 4.0, 4.0]])
+    fn = getattr(fancydl, op)
+    with pytest.raises(TypeError, match=f"{op}: cannot differentiate with respect to "
+                                        "boxes"):
+        fancydl.vjp(lambda x, b: fn(x, b, 2), x, boxes)
+    with pytest.raises(TypeError, match=rf"{op}: .* respect to boxes\[0\]"):
+        fancydl.vjp(lambda x, b: fn(x, [b], 2), x, boxes[:, 1:])
+    _, pullback = fancydl.vjp(lambda x: fn(x, boxes, 2), x)
+    assert pullback(np.ones((1, 2, 2, 2)))[0].shape == x.shape
+
+
+class _Square(Function):
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.save_for_backward(x)
+        return x * x * scale
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        return grad * 2 * x, None  # forgets the gradient of scale
+
+
+def test_a_backward_returning_none_for_a_traced_input_raises(rng):
+    x, scale = rng.standard_normal(3), np.array(2.0)
+    with pytest.raises(TypeError, match=r"Square.backward returned None for argument 1 "
+                                        r"\('scale'\), which is traced"):
+        fancydl.vjp(_Square.apply, x, scale)[1](np.ones(3))
+    _, pullback = fancydl.vjp(lambda x: _Square.apply(x, scale), x)  # scale constant
+    np.testing.assert_allclose(pullback(np.ones(3))[0], 2 * x)
+
+
+def test_mark_zero_gradient_allows_none_where_the_output_does_not_depend(rng):
+    x, mean, var = rng.standard_normal((4, 3)), np.zeros(3), np.ones(3)
+    _, pullback = fancydl.vjp(
+        lambda x, m, v: fancydl.batch_norm(x, m, v, training=True), x, mean, var)
+    gx, gm, gv = pullback(rng.standard_normal((4, 3)))
+    np.testing.assert_array_equal(gm, np.zeros(3))
+    np.testing.assert_array_equal(gv, np.zeros(3))
+
+
+def test_a_traced_keyword_or_list_argument_of_a_function_raises(rng):
+    class Scale(Function):
+        @staticmethod
+        def forward(ctx, x, factor=1.0):
+            return x * factor
+
+        @staticmethod
+        def backward(ctx, grad):
+            return (grad,)
+
+    x = rng.standard_normal(3)
+    with pytest.raises(TypeError, match="Scale: keyword argument 'factor' is traced"):
+        fancydl.vjp(lambda x, f: Scale.apply(x, factor=f), x, x)
+    with pytest.raises(TypeError, match=r"Scale: argument 1 \('factor'\) is traced"):
+        fancydl.vjp(lambda x, f: Scale.apply(x, [f]), x, x)
+
+
+# --- backward results are checked -------------------------------------------------------------
+
+def _bad_function(result):
+    class Bad(Function):
+        @staticmethod
+        def forward(ctx, x, w):
+            return x * w
+
+        @staticmethod
+        def backward(ctx, grad):
+            return result(grad)
+
+    return Bad
+
+
+@pytest.mark.parametrize("result, error, message", [
+    (lambda g: (g.sum(0), g), ValueError,
+     r"Bad.backward returned a gradient of shape \(3,\) for argument 0 \('x'\), expected "
+     r"the argument's shape \(2, 3\)"),
+    (lambda g: (g, g.astype(np.float32)), TypeError,
+     r"Bad.backward returned a gradient of dtype float32 for argument 1 \('w'\), "
+     r"expected the argument's dtype float64"),
+    (lambda g: (g,), ValueError, "Bad.backward returned 1 gradients, expected 2"),
+    (lambda g: (g, g, g), ValueError, "Bad.backward returned 3 gradients, expected 2"),
+    (lambda g: (g, g.tolist()), TypeError,
+     r"Bad.backward returned a list as the gradient of argument 1"),
+])
+def test_wrong_backward_results_raise_naming_function_and_argument(rng, result, error,
+                                                                   message):
+    x, w = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+    _, pullback = fancydl.vjp(_bad_function(result).apply, x, w)
+    with pytest.raises(error, match=message):
+        pullback(np.ones((2, 3)))
+
+
+def test_gradcheck_fails_on_a_wrong_shaped_gradient_instead_of_broadcasting(rng):
+    """A (1, 3) gradient for a (2, 3) input used to broadcast and could pass."""
+    Broadcasting = _bad_function(lambda g: (g.sum(0, keepdims=True) / 2, g))
+    x = np.ones((2, 3))
+    with pytest.raises(ValueError, match=r"shape \(1, 3\) for argument 0"):
+        fancydl.gradcheck(Broadcasting.apply, x, np.ones((2, 3)))
+
+
+# --- saved arrays are protected ----------------------------------------------------------------
+
+def test_changing_a_saved_input_in_place_raises_naming_the_operator(rng):
+    x, w = rng.standard_normal((4, 3)), rng.standard_normal((2, 3))
+    _, pullback = fancydl.vjp(lambda x, w: fancydl.linear(x, w), x, w)
+    w *= 2
+    with pytest.raises(RuntimeError, match=r"Matmul: argument 1 of vjp \(an array of shape "
+                                           r"\(2, 3\)\) was modified in place"):
+        pullback(np.ones((4, 2)))
+
+
+def test_changing_an_untraced_saved_array_in_place_raises(rng):
+    x, w = rng.standard_normal((1, 1, 5, 5)), rng.standard_normal((2, 1, 3, 3))
+    _, pullback = fancydl.vjp(lambda w: fancydl.conv2d(x, w), w)
+    x[0, 0, 2, 2] += 1.0
+    with pytest.raises(RuntimeError, match="modified in place after the forward pass"):
+        pullback(np.ones((1, 2, 3, 3)))
+
+
+def test_changing_a_returned_output_that_backward_needs_raises(rng):
+    x = rng.standard_normal(3)
+    out, pullback = fancydl.vjp(fancydl.exp, x)
+    out[0] = 0.0
+    with pytest.raises(RuntimeError, match="Exp: its output .* was modified in place"):
+        pullback(np.ones(3))
+
+
+def test_arrays_no_backward_reads_may_change(rng):
+    x, b = rng.standard_normal(3), rng.standard_normal(3)
+    out, pullback = fancydl.vjp(fancydl.add, x, b)
+    x *= 2
+    out *= 3
+    np.testing.assert_array_equal(pullback(np.ones(3))[1], np.ones(3))
+
+
+def test_in_place_running_statistics_in_training_are_not_false_alarms(rng):
+    x, mean, var = rng.standard_normal((4, 3)), np.zeros(3), np.ones(3)
+    w = rng.standard_normal(3)
+
+    def twice(x, w):  # the same buffers updated twice in one forward
+        y = fancydl.batch_norm(x, mean, var, w, training=True)
+        return fancydl.batch_norm(y, mean, var, w, training=True)
+
+    _, pullback = fancydl.vjp(twice, x, w)
+    assert pullback(np.ones((4, 3)))[1].shape == (3,)
+
+
+# --- traced values behave or refuse -----------------------------------------------------------
+
+def test_comparisons_and_truth_follow_numpy(rng):
+    x = np.array([1.0, 2.0, 3.0])
+
+    def f(t):
+        assert np.array_equal(t == 2.0, [False, True, False])
+        assert np.array_equal(t != t, [False] * 3)
+        assert np.array_equal(2.0 < t, [False, False, True])
+        assert np.array_equal(np.array([3.0, 2.0, 1.0]) >= t, [True, True, False])
+        assert bool(t[1] > 1.0)
+        with pytest.raises(ValueError, match="truth value of an array"):
+            bool(t)
+        assert {t: 1}[t] == 1  # hashable by identity, like a torch.Tensor
+        return fancydl.sum(t)
+
+    fancydl.vjp(f, x)
+
+
+def test_numpy_style_methods_are_differentiable(rng):
+    x = rng.standard_normal((2, 3))
+    checks = {
+        "T": (lambda t: t.T, lambda a: a.T),
+        "transpose": (lambda t: t.transpose(), lambda a: a.transpose()),
+        "transpose axes": (lambda t: t.transpose(1, 0), lambda a: a.transpose(1, 0)),
+        "max": (lambda t: t.max(axis=0), lambda a: a.max(axis=0)),
+        "min": (lambda t: t.min(1, keepdims=True), lambda a: a.min(1, keepdims=True)),
+        "np.sum": (lambda t: np.sum(t), lambda a: np.sum(a)),
+        "np.sum axis": (lambda t: np.sum(t, axis=0), lambda a: np.sum(a, axis=0)),
+        "sum axis": (lambda t: t.sum(axis=0), lambda a: a.sum(axis=0)),
+        "sum dim": (lambda t: t.sum(dim=1, keepdim=True), lambda a: a.sum(1, keepdims=True)),
+        "np.mean": (lambda t: np.mean(t, axis=1), lambda a: np.mean(a, axis=1)),
+        "np.max": (lambda t: np.max(t), lambda a: np.max(a)),
+        "np.reshape": (lambda t: np.reshape(t, (3, 2)), lambda a: np.reshape(a, (3, 2))),
+        "np.transpose": (lambda t: np.transpose(t), lambda a: np.transpose(a)),
+        "astype": (lambda t: t.astype(np.float32), lambda a: a.astype(np.float32)),
+        "ravel": (lambda t: t.ravel(), lambda a: a.ravel()),
+        "pow": (lambda t: t ** 2 + np.exp(t), lambda a: a ** 2 + np.exp(a)),
+        "iter": (lambda t: [row for row in t][1], lambda a: a[1]),
+    }
+    for name, (traced_fn, numpy_fn) in checks.items():
+        out, pullback = fancydl.vjp(traced_fn, x)
+        expected = numpy_fn(x)
+        assert type(out) is np.ndarray and out.dtype == expected.dtype, name
+        np.testing.assert_allclose(out, expected, err_msg=name)
+        if name not in ("astype", "pow", "sum dim"):  # NumPy has no dim=
+            assert fancydl.gradcheck(traced_fn, x), name
+    _, pullback = fancydl.vjp(lambda t: t.astype(np.float32), x)
+    g = pullback(np.ones((2, 3), np.float32))[0]
+    assert g.dtype == np.float64 and np.array_equal(g, np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("refused, message", [
+    (lambda t: float(t[0]), r"float\(\) got a traced"),
+    (lambda t: int(t[0]), r"int\(\) got a traced"),
+    (lambda t: t.item(), r"\.item\(\) got a traced"),
+    (lambda t: t.tolist(), r"\.tolist\(\) got a traced"),
+    (lambda t: t.astype(np.int64), "cast to int64 would cut its gradient"),
+    (lambda t: t.sum(dtype=np.float32), "supports only axis/dim"),
+    (lambda t: t.clip(0, 1), "ndarray.clip got a traced .* cannot differentiate .clip"),
+    (lambda t: t.copy(), "ndarray.copy got a traced"),
+    (lambda t: np.concatenate([t, t]), "NumPy function got a traced"),
+    (lambda t: np.maximum(t, 0), "numpy.maximum got a traced"),
+    (lambda t: np.add.reduce(t), r"numpy.add.reduce got a traced"),
+    (lambda t: t.__setitem__(0, 1.0), r"item assignment"),
+])
+def test_untraced_results_are_refused_with_a_friendly_type_error(rng, refused, message):
+    with pytest.raises(TypeError, match=message):
+        fancydl.vjp(refused, rng.standard_normal(3))
+
+
+def test_numpy_probes_for_missing_dunders_still_get_attribute_errors(rng):
+    def f(t):
+        assert not hasattr(t, "__array_interface__") and not hasattr(t, "detach")
+        assert np.shape(t) == (3,) and np.ndim(t) == 1
+        return t
+
+    fancydl.vjp(f, rng.standard_normal(3))
+
+
+# --- no import circle -----------------------------------------------------------------------
+
+def _fancydl_modules():
+    import pkgutil
+    return sorted(m.name for m in pkgutil.walk_packages(fancydl.__path__, "fancydl."))
+
+
+@pytest.mark.parametrize("module", _fancydl_modules())
+def test_any_submodule_can_be_imported_first(module):
+    code = f"import {module}; import fancydl; assert fancydl.vjp and fancydl.tree"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_engine_modules_import_no_circle():
+    """_traced imports nothing of fancydl; validation only _traced; autodiff only
+    _traced and tree; elementwise the three of them."""
+    import ast
+    import pathlib
+    root = pathlib.Path(fancydl.__file__).parent
+    allowed = {"_traced": set(), "tree": set(), "validation": {"_traced"},
+               "autodiff": {"_traced", "tree"},
+               "elementwise": {"_traced", "autodiff", "validation"}}
+    for name, permitted in allowed.items():
+        tree = ast.parse((root / f"{name}.py").read_text())
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                imported.add((node.module or "").split(".")[0])
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[1] for a in node.names
+                             if a.name.startswith("fancydl.")}
+        assert imported <= permitted, (name, imported - permitted)
+
+
+# --- property: any tree of parameters, any tree of outputs ---------------------------------
+
+_leaf_arrays = st.lists(st.integers(1, 3), max_size=2).map(lambda s: np.zeros(s))
+_param_trees = st.recursive(
+    _leaf_arrays, lambda children: st.one_of(
+        st.lists(children, min_size=1, max_size=3),
+        st.lists(children, min_size=1, max_size=2).map(tuple),
+        st.dictionaries(st.sampled_from("abcd"), children, min_size=1, max_size=3)),
+    max_leaves=6)
+
+
+@given(structure=_param_trees, seed=st.integers(0, 2**32 - 1))
+def test_any_parameter_tree_gets_gradients_of_its_structure(structure, seed):
+    """f maps each leaf p to tanh(p) * c (a tree of the same structure) plus a scalar
+    sum; the pullback of upstream u is u_leaf * c * (1 - tanh^2) + u_sum * c."""
+    from fancydl.tree import tree_flatten, tree_leaves, tree_map
+    rng = np.random.default_rng(seed)
+    params = tree_map(lambda z: rng.standard_normal(z.shape), structure)
+    consts = tree_map(lambda z: rng.standard_normal(z.shape), structure)
+
+    def f(params):
+        per_leaf = tree_map(lambda p, c: fancydl.tanh(p) * c, params, consts)
+        total = fancydl.add(0.0, np.zeros(()))
+        for p, c in zip(tree_leaves(params), tree_leaves(consts)):
+            total = total + fancydl.sum(p * c)
+        return {"per_leaf": per_leaf, "total": total}
+
+    out, pullback = fancydl.vjp(f, params)
+    assert tree_flatten(out["per_leaf"])[1] == tree_flatten(params)[1]
+    upstream = tree_map(lambda o: rng.standard_normal(np.shape(o)), out)
+    (grads,) = pullback(upstream)
+    assert tree_flatten(grads)[1] == tree_flatten(params)[1]
+    expected = tree_map(
+        lambda p, c, u: u * c * (1 - np.tanh(p) ** 2) + upstream["total"] * c,
+        params, consts, upstream["per_leaf"])
+    for g, e in zip(tree_leaves(grads), tree_leaves(expected)):
+        np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)

@@ -415,3 +415,117 @@ def test_counting_known_values():
 def test_counting_bad_input(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# --- empty batches (issue 11) -------------------------------------------------------
+
+def _empty_batch_cases(rng):
+    x = np.zeros((0, 4, 5, 5))
+    refs = fancydl.references
+    return {
+        "squeeze_excitation": (fancydl.squeeze_excitation, refs._torch_squeeze_excitation,
+                               (x, rng.standard_normal((2, 4, 1, 1)), rng.standard_normal(2),
+                                rng.standard_normal((4, 2, 1, 1)), rng.standard_normal(4))),
+        "depthwise_separable_conv": (
+            lambda *a: fancydl.depthwise_separable_conv(*a, padding=1),
+            lambda torch, *a: refs._torch_depthwise_separable_conv(torch, *a, padding=1),
+            (x, rng.standard_normal((8, 1, 3, 3)), rng.standard_normal((6, 8, 1, 1)),
+             rng.standard_normal(8), rng.standard_normal(6))),
+        "shufflenet_unit": (
+            lambda x, a, b, c: fancydl.shufflenet_unit(x, a, b, c, 2),
+            lambda torch, x, a, b, c: refs._torch_shufflenet_unit(torch, x, a, b, c, 2),
+            (x, rng.standard_normal((4, 2, 1, 1)), rng.standard_normal((4, 1, 3, 3)),
+             rng.standard_normal((4, 2, 1, 1)))),
+    }
+
+
+@pytest.mark.parametrize("name", ["squeeze_excitation", "depthwise_separable_conv",
+                                  "shufflenet_unit"])
+def test_composed_blocks_on_an_empty_batch_match_torch(rng, name):
+    torch = _torch()
+    ours, theirs, args = _empty_batch_cases(rng)[name]
+    out, pullback = fancydl.vjp(ours, *args)
+    grads = pullback(np.zeros(out.shape))
+    t_out, t_grads = _torch_vjp(lambda *a: theirs(torch, *a), args, np.zeros(out.shape))
+    assert out.shape == t_out.shape
+    for g, tg in zip(grads, t_grads):
+        assert g.shape == tg.shape
+        np.testing.assert_array_equal(g, tg)
+
+
+def test_squeeze_excitation_refuses_empty_channels(rng):
+    with pytest.raises(ValueError, match=r"w1 must have at least one channel"):
+        fancydl.squeeze_excitation(rng.standard_normal((1, 4, 2, 2)), np.zeros((0, 4, 1, 1)),
+                                   None, np.zeros((4, 0, 1, 1)), None)
+
+
+# --- who sees whom: one reachability mechanism (issue 11) ----------------------------
+
+@given(groups=st.integers(1, 4), per_group=st.integers(1, 3), depth=st.integers(1, 3),
+       shuffle=st.booleans(), seed=st.integers(0, 2**31))
+def test_grouped_connectivity_is_the_gradient_pattern_of_a_grouped_stack(
+        groups, per_group, depth, shuffle, seed):
+    rng = np.random.default_rng(seed)
+    channels = groups * per_group
+    x = rng.standard_normal((1, channels, 1, 1))
+    weights = [rng.uniform(0.5, 1.5, (channels, per_group, 1, 1)) for _ in range(depth)]
+
+    def stack(x, *weights):
+        for layer, w in enumerate(weights):
+            if shuffle and layer > 0:
+                x = fancydl.channel_shuffle(x, groups)
+            x = fancydl.conv2d(x, w, groups=groups)
+        return x
+
+    pattern = np.zeros((channels, channels), bool)
+    for o in range(channels):
+        _, pullback = fancydl.vjp(stack, x, *weights)
+        upstream = np.zeros((1, channels, 1, 1))
+        upstream[0, o] = 1.0
+        pattern[o] = pullback(upstream)[0][0, :, 0, 0] != 0
+    np.testing.assert_array_equal(
+        fancydl.grouped_connectivity(channels, groups, depth, shuffle), pattern)
+
+
+def test_mixing_depth_known_values_and_the_viz_and_exercise_share_it():
+    from fancydl.exercises.grouped_conv_shuffle import depth_to_mix
+    from fancydl.viz import channels as viz_channels
+
+    assert viz_channels.grouped_connectivity is fancydl.grouped_connectivity
+    for channels, groups, depth in [(12, 3, 2), (32, 8, 3), (6, 1, 1), (1, 1, 1), (27, 3, 2),
+                                    (64, 8, 2), (27, 9, 3)]:
+        assert fancydl.mixing_depth(channels, groups) == depth_to_mix(channels, groups) == depth
+        assert fancydl.grouped_connectivity(channels, groups, depth, True).all()
+        assert not fancydl.grouped_connectivity(channels, groups, depth - 1, True).all() \
+            if depth > 1 else True
+
+
+@pytest.mark.parametrize("channels", [2, 4, 7])
+def test_one_channel_per_group_never_mixes_and_does_not_loop_forever(channels):
+    import signal
+
+    from fancydl.exercises.grouped_conv_shuffle import depth_to_mix
+
+    def timeout(signum, frame):
+        raise AssertionError("mixing_depth did not stop")
+
+    previous = signal.signal(signal.SIGALRM, timeout)
+    signal.alarm(10)
+    try:
+        with pytest.raises(ValueError, match=r"never mix"):
+            depth_to_mix(channels, channels)
+        with pytest.raises(ValueError, match=r"never mix"):
+            fancydl.mixing_depth(channels, channels)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: fancydl.mixing_depth(6, 4), r"groups must divide channels"),
+    (lambda: fancydl.mixing_depth(0, 1), r"channels must be >= 1"),
+    (lambda: fancydl.grouped_connectivity(6, 3, 0, True), r"depth must be >= 1"),
+])
+def test_reachability_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

@@ -2,7 +2,8 @@
 
 PyTorch is the oracle of every forward and gradient (with a random upstream gradient);
 torch.nn.grad.conv2d_input / conv2d_weight are a second oracle of the gradients;
-conv2d_loops and the zero-insertion construction are independent NumPy oracles.
+conv2d_loops and the zero-insertion construction (fancydl.references) are independent
+NumPy oracles.
 """
 
 import warnings
@@ -14,7 +15,8 @@ from hypothesis import given, strategies as st
 
 import fancydl
 from fancydl import conv as conv_module
-from fancydl.windows import (conv_output_size, conv_transpose_output_size,
+from fancydl import parallel, windows
+from fancydl.windows import (WindowGeometry, conv_output_size, conv_transpose_output_size,
                              effective_kernel_size, receptive_field)
 
 DTYPES = (np.float32, np.float64)
@@ -226,7 +228,7 @@ def test_conv2d_batch_chunks_give_the_same_result(monkeypatch, rng):
     w = rng.standard_normal((6, 2, 3, 3))
     whole = fancydl.conv2d(x, w, stride=2, padding=1, groups=2)
     upstream = rng.standard_normal(whole.shape)
-    monkeypatch.setattr(conv_module, "IM2COL_BUDGET_BYTES", 1)  # one image per chunk
+    monkeypatch.setattr(windows, "WORKSPACE_BYTES", 1)  # one image per chunk
     assert len(conv_module._batch_chunks(5, 100)) == 5
     check_against_torch(fancydl.conv2d, torch.nn.functional.conv2d, x, w, None, rng,
                         dict(stride=2, padding=1, groups=2), np.float64)
@@ -440,7 +442,7 @@ def test_im2col_gemm_is_conv2d(rng):
     x = rng.standard_normal((2, 3, 6, 5))
     w = rng.standard_normal((4, 3, 2, 3))
     cols = fancydl.im2col(x, (2, 3), padding=1, stride=2)
-    out = (w.reshape(4, -1) @ cols).reshape(2, 4, *conv_module._Geometry(
+    out = (w.reshape(4, -1) @ cols).reshape(2, 4, *WindowGeometry(
         (2, 3), (2, 2), ((1, 1), (1, 1)), (1, 1)).output_size(6, 5))
     np.testing.assert_allclose(out, fancydl.conv2d(x, w, padding=1, stride=2), rtol=1e-12)
 
@@ -563,3 +565,244 @@ WT = np.zeros((4, 3, 3, 3))
 def test_bad_arguments_raise_naming_them(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# --- empty batches, empty dimensions (issue 11) ----------------------------------------
+
+def _torch_call(torch_fn, x, w, upstream, kwargs):
+    import torch
+    tx, tw = (torch.tensor(a, requires_grad=True) for a in (x, w))
+    out = torch_fn(tx, tw, **kwargs)
+    gx, gw = torch.autograd.grad(out, (tx, tw), torch.tensor(upstream), allow_unused=True)
+    return out.detach().numpy(), gx.numpy(), gw.numpy()
+
+
+@pytest.mark.parametrize("transposed, c_in, w_shape, kwargs", [
+    (False, 4, (6, 4, 3, 3), dict(padding=1)),                 # im2col
+    (False, 16, (6, 16, 3, 3), dict(padding=1)),               # shifted GEMM
+    (False, 16, (6, 16, 2, 2), dict(stride=2)),                # phase GEMM
+    (False, 4, (6, 2, 3, 3), dict(groups=2, stride=2)),        # grouped
+    (False, 4, (6, 4, 1, 1), dict()),                          # 1x1
+    (False, 4, (8, 1, 3, 3), dict(groups=4, padding=1)),       # depthwise, stride 1
+    (False, 4, (4, 1, 3, 3), dict(groups=4, stride=2)),        # depthwise, strided
+    (True, 4, (4, 3, 4, 4), dict(stride=2, padding=1)),        # transposed, im2col
+    (True, 16, (16, 3, 4, 4), dict(stride=2, padding=1)),      # transposed, phases
+    (True, 4, (4, 1, 3, 3), dict(groups=4, padding=1)),        # transposed depthwise
+], ids=["im2col", "shifted", "phases", "grouped", "1x1", "depthwise", "depthwise-s2",
+        "T-im2col", "T-phases", "T-depthwise"])
+def test_empty_batch_matches_torch_forward_and_backward(rng, transposed, c_in, w_shape,
+                                                        kwargs):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    fancy_fn, torch_fn = ((fancydl.conv_transpose2d, F.conv_transpose2d) if transposed
+                          else (fancydl.conv2d, F.conv2d))
+    x = np.zeros((0, c_in, 7, 6))
+    w = rng.standard_normal(w_shape)
+    out, pullback = fancydl.vjp(lambda x, w: fancy_fn(x, w, **kwargs), x, w)
+    upstream = np.zeros(out.shape)
+    gx, gw = pullback(upstream)
+    t_out, t_gx, t_gw = _torch_call(torch_fn, x, w, upstream, kwargs)
+    for mine, theirs in ((out, t_out), (gx, t_gx), (gw, t_gw)):
+        assert mine.shape == theirs.shape
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_im2col_col2im_empty_batch_match_torch_with_pullbacks(rng):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    x = np.zeros((0, 4, 5, 5))
+    cols, pullback = fancydl.vjp(lambda x: fancydl.im2col(x, 3, padding=1), x)
+    t_cols = F.unfold(torch.tensor(x), 3, padding=1)
+    assert cols.shape == tuple(t_cols.shape) == (0, 36, 25)
+    assert pullback(np.zeros(cols.shape))[0].shape == x.shape
+    image, pullback = fancydl.vjp(lambda c: fancydl.col2im(c, (5, 5), 3, padding=1), cols)
+    assert image.shape == tuple(F.fold(t_cols, (5, 5), 3, padding=1).shape) == x.shape
+    assert pullback(np.zeros(image.shape))[0].shape == cols.shape
+
+
+def _torch_raises(call):
+    try:
+        call()
+    except RuntimeError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("x_shape, w_shape, transposed, match", [
+    ((2, 4, 5, 5), (6, 4, 0, 3), False, r"weight must have no empty dimension"),
+    ((2, 4, 5, 5), (0, 4, 3, 3), False, r"weight must have no empty dimension"),
+    ((2, 4, 5, 5), (0, 2, 3, 3), False, r"weight must have no empty dimension"),
+    ((2, 0, 5, 5), (0, 0, 3, 3), False, r"weight must have no empty dimension"),
+    ((2, 4, 5, 5), (4, 6, 3, 0), True, r"weight must have no empty dimension"),
+    ((2, 4, 5, 5), (4, 0, 3, 3), True, r"weight must have no empty dimension"),
+    ((2, 0, 5, 5), (0, 3, 3, 3), True, r"weight must have no empty dimension"),
+    ((2, 4, 0, 5), (6, 4, 1, 1), False, r"larger than the padded input"),
+])
+def test_empty_dimensions_raise_where_torch_raises(x_shape, w_shape, transposed, match):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    fancy_fn, torch_fn = ((fancydl.conv_transpose2d, F.conv_transpose2d) if transposed
+                          else (fancydl.conv2d, F.conv2d))
+    x, w = np.zeros(x_shape), np.ones(w_shape)
+    assert _torch_raises(lambda: torch_fn(torch.tensor(x), torch.tensor(w)))
+    with pytest.raises(ValueError, match=match):
+        fancy_fn(x, w)
+
+
+def test_zero_input_channels_raise_a_documented_divergence():
+    # PyTorch 2.13 accepts C_in = 0 with a (6, 0, 3, 3) weight but returns a (2, 0, 3, 3)
+    # output that drops the weight's 6 output channels; fancydl refuses the call.
+    with pytest.raises(ValueError, match=r"weight must have no empty dimension .*\(6, 0, 3, 3\)"):
+        fancydl.conv2d(np.zeros((2, 0, 5, 5)), np.ones((6, 0, 3, 3)))
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: fancydl.im2col(np.zeros((2, 0, 5, 5)), 3), r"non-empty channels"),
+    (lambda: fancydl.im2col(np.zeros((2, 3, 0, 5)), 1, padding=1), r"non-empty channels"),
+    (lambda: fancydl.col2im(np.zeros((2, 0, 9)), (5, 5), 3), r"must be non-empty"),
+])
+def test_im2col_col2im_empty_dimensions_raise_like_torch(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+# --- float32 overflow (issue 11) ------------------------------------------------------
+
+@pytest.mark.parametrize("channels, groups, stride, kernel", [
+    (3, 1, 1, 3), (3, 1, 2, 3), (16, 1, 1, 3), (16, 1, 2, 2), (4, 4, 1, 3), (4, 4, 2, 3)],
+    ids=["im2col", "im2col-s2", "shifted", "phases", "depthwise", "depthwise-s2"])
+def test_float32_overflow_gives_torchs_inf_not_nan(channels, groups, stride, kernel):
+    """Sparse huge values make float32 sums overflow. Where PyTorch's result is ±inf,
+    ours must not be a NaN made by adding +inf and -inf partial sums in another order."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(11)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(25):
+            scale = rng.choice([1e19, 1e20, 3e38])
+            x = (rng.standard_normal((2, channels, 9, 9)) * (rng.random((2, channels, 9, 9))
+                                                            < 0.1) * scale).astype(np.float32)
+            w = (rng.standard_normal((4 * groups, channels // groups, kernel, kernel))
+                 * rng.choice([1.0, 1e19, 1e20])).astype(np.float32)
+            kwargs = dict(stride=stride, padding=1, groups=groups)
+            out, pullback = fancydl.vjp(lambda x, w: fancydl.conv2d(x, w, **kwargs), x, w)
+            upstream = rng.standard_normal(out.shape).astype(np.float32)
+            mine = (out,) + tuple(pullback(upstream))
+            theirs = _torch_call(F.conv2d, x, w, upstream, kwargs)
+            for a, b in zip(mine, theirs):
+                assert not (np.isnan(a) & np.isinf(b)).any()
+
+
+def test_overflow_safe_recomputes_a_nan_in_float64():
+    def bad_order(a):  # (b + c) first: -inf, then + inf = NaN
+        return a[..., 0] + (a[..., 1] + a[..., 2])
+
+    a = np.array([[np.inf, -3e38, -3e38], [np.inf, -np.inf, 1.0], [1.0, 2.0, 3.0]],
+                 np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        assert np.isnan(bad_order(a)[0])
+        out = conv_module._overflow_safe(bad_order)(a)
+    assert out[0] == np.inf           # the exact sum is +inf
+    assert np.isnan(out[1])           # inf - inf is NaN in any order
+    assert out[2] == 6.0 and out.dtype == np.float32
+
+
+# --- one huge image: chunked by output rows (issue 11) -----------------------------------
+
+@pytest.mark.parametrize("kwargs", [dict(padding=3), dict(stride=2, padding=2, dilation=2),
+                                    dict(stride=(1, 2), padding=(0, 1))])
+def test_single_image_cut_into_row_blocks_matches_torch(rng, monkeypatch, kwargs):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((1, 3, 23, 19))
+    w = rng.standard_normal((4, 3, 7, 5))
+    monkeypatch.setattr(windows, "WORKSPACE_BYTES", 4000)  # a few output rows per block
+    geom = conv_module._conv2d_geometry("conv2d", x, w, None, kwargs.get("stride", 1),
+                                        kwargs["padding"], kwargs.get("dilation", 1), 1)
+    oh, ow = geom.output_size(23, 19)
+    pieces = windows.work_chunks(1, 3 * 35 * oh * ow * 8, rows=oh)
+    assert len(pieces) > 2 and all(rows.stop - rows.start < oh for _, rows in pieces)
+    check_against_torch(fancydl.conv2d, torch.nn.functional.conv2d, x, w, None, rng,
+                        kwargs, np.float64)
+    xt = rng.standard_normal((1, 4, 9, 8))
+    check_against_torch(fancydl.conv_transpose2d, torch.nn.functional.conv_transpose2d,
+                        xt, w, None, rng, dict(stride=2, padding=1), np.float64)
+
+
+@pytest.mark.parametrize("kernel, kwargs", [((3, 3), dict(padding=1)),
+                                            ((3, 2), dict(padding=(3, 1), dilation=2)),
+                                            ((4, 4), dict(padding=1, stride=2))],
+                         ids=["shifted", "shifted-dilated", "phases"])
+def test_single_wide_image_cut_into_row_blocks_matches_torch(rng, monkeypatch, kernel,
+                                                             kwargs):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((1, 16, 26, 15))
+    w = rng.standard_normal((4, 16, *kernel))
+    monkeypatch.setattr(windows, "WORKSPACE_BYTES", 20000)  # < one image's buffers
+    calls = []
+    original = conv_module._by_row_blocks
+    monkeypatch.setattr(conv_module, "_by_row_blocks",
+                        lambda *args: calls.append(len(args[-1])) or original(*args))
+    check_against_torch(fancydl.conv2d, torch.nn.functional.conv2d, x, w, None, rng,
+                        kwargs, np.float64)
+    assert calls and min(calls) > 2
+
+
+def test_single_image_forward_memory_stays_near_the_output(rng, monkeypatch):
+    import tracemalloc
+    x = rng.standard_normal((1, 3, 128, 128)).astype(np.float32)
+    w = rng.standard_normal((8, 3, 7, 7)).astype(np.float32)
+    budget = 2**20
+    monkeypatch.setattr(windows, "WORKSPACE_BYTES", budget)
+    tracemalloc.start()
+    out = fancydl.conv2d(x, w, padding=3)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    im2col_bytes = 3 * 49 * 128 * 128 * 4            # 9.6 MB: what one piece used to hold
+    assert peak < out.nbytes + 2 * x.nbytes + 3 * budget < im2col_bytes
+
+
+# --- the strategies agree with PyTorch (issue 11: phases, depthwise, threads) -----------
+
+@pytest.mark.parametrize("channels, kernel, stride, padding", [
+    (16, 4, 2, 1), (4, 2, 2, 0), (2, 3, 3, 1), (8, (4, 3), (2, 1), (1, 0)), (16, 6, 3, 2)])
+def test_phase_gemm_path_matches_torch(rng, channels, kernel, stride, padding):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    kernel = (kernel, kernel) if isinstance(kernel, int) else kernel
+    x = rng.standard_normal((2, channels, 11, 13))
+    w = rng.standard_normal((5, channels, *kernel))
+    geom = conv_module._conv2d_geometry("conv2d", x, w, None, stride, padding, 1, 1)
+    assert conv_module._use_phase_gemm(w.shape, geom)
+    check_against_torch(fancydl.conv2d, F.conv2d, x, w, rng.standard_normal(5), rng,
+                        dict(stride=stride, padding=padding), np.float64)
+    xt = rng.standard_normal((2, 5, 6, 7))
+    for extra in (0, 1):
+        check_against_torch(fancydl.conv_transpose2d, F.conv_transpose2d, xt, w, None, rng,
+                            dict(stride=stride, padding=padding,
+                                 output_padding=tuple(min(extra, s - 1) for s in
+                                                      np.broadcast_to(stride, 2))),
+                            np.float64)
+
+
+@given(channels=st.integers(1, 4), kernel=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+       dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       padding=st.sampled_from([0, 1, 2, (0, 2), (3, 1), "same"]),
+       dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**31 - 1))
+def test_stride_one_depthwise_paths_match_torch(channels, kernel, dilation, padding, dtype,
+                                                seed):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, channels + 1, 9, 8)).astype(dtype)
+    w = rng.standard_normal((channels + 1, 1, *kernel)).astype(dtype)
+    check_against_torch(fancydl.conv2d, torch.nn.functional.conv2d, x, w, None, rng,
+                        dict(padding=padding, dilation=dilation, groups=channels + 1), dtype)
+
+
+def test_depthwise_halves_on_two_threads_match_torch(rng, monkeypatch):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(parallel, "THREADED_SIZE", 1)   # every split runs on the worker
+    x = rng.standard_normal((5, 6, 8, 9))
+    for w, kwargs in ((rng.standard_normal((6, 1, 3, 3)), dict(padding=1, groups=6)),
+                      (rng.standard_normal((12, 1, 3, 2)), dict(stride=2, groups=6))):
+        check_against_torch(fancydl.conv2d, torch.nn.functional.conv2d, x, w, None, rng,
+                            kwargs, np.float64)

@@ -1,6 +1,9 @@
 """Tests of fancydl.pool: max/avg/min/adaptive/stochastic pooling, roi_pool and roi_align."""
 
+import contextlib
 import math
+import threading
+import time
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
@@ -9,6 +12,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import fancydl
+from fancydl import parallel
 
 DTYPES = [np.float64, np.float32]
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=1e-5, atol=1e-5)}
@@ -54,23 +58,54 @@ def _assert_close(ours, theirs, dtype):
 
 
 @st.composite
-def pool_cases(draw, dilation=True):
-    """Shapes and arguments of a fixed-window pooling (not necessarily valid)."""
+def pool_cases(draw, dilation=True, valid=True):
+    """Shapes and arguments of a fixed-window pooling.
+
+    With ``valid`` the input is at least as large as the padded kernel along both axes
+    (a non-empty output; the batch may be empty); otherwise it is smaller along one axis.
+    """
+    square = draw(st.booleans())
+    short = None if valid else draw(st.integers(0, 1))  # the axis made too small
+    kernel = [draw(st.integers(2 if i == short or (square and not valid) else 1, 4))
+              for i in (0, 1)]
+    if square:
+        kernel[1] = kernel[0]
+    dil = (draw(st.integers(1, 3)), draw(st.integers(1, 3))) if dilation else (1, 1)
+    # at most half the kernel; on the short axis, small enough that the padded window
+    # is at least 2 pixels (so that an input of 1 pixel or more can be too small)
+    most = [k // 2 if i != short else min(k // 2, (d * (k - 1) - 1) // 2)
+            for i, (k, d) in enumerate(zip(kernel, dil))]
+    padding = [draw(st.integers(0, min(most) if square else most[i])) for i in (0, 1)]
+    if square:
+        padding[1] = padding[0]
+    smallest = [max(1, d * (k - 1) + 1 - 2 * p) for k, p, d in zip(kernel, padding, dil)]
+    size = tuple(draw(st.integers(n, n + 8)) if i != short else draw(st.integers(1, n - 1))
+                 for i, n in enumerate(smallest))
     batched = draw(st.booleans())
-    shape = ((draw(st.integers(1, 2)),) if batched else ()) + (
-        draw(st.integers(1, 3)), draw(st.integers(1, 9)), draw(st.integers(1, 9)))
-    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
-    kwargs = dict(kernel_size=kernel if draw(st.booleans()) else kernel[0])
-    if draw(st.booleans()):
-        kwargs["stride"] = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    kwargs["padding"] = (draw(st.integers(0, kernel[0] // 2)),
-                         draw(st.integers(0, kernel[1] // 2)))
-    if isinstance(kwargs["kernel_size"], int):
-        kwargs["padding"] = min(kwargs["padding"])
+    shape = ((draw(st.integers(0, 2)),) if batched else ()) + (draw(st.integers(1, 3)),) + size
+    kwargs = dict(kernel_size=kernel[0] if square else tuple(kernel),
+                  padding=padding[0] if square else tuple(padding))
+    if draw(st.booleans()):  # strides beyond the kernel too: the cost must not grow
+        stride = st.one_of(st.integers(1, 3), st.sampled_from([5, 4096]))
+        kwargs["stride"] = (draw(stride), draw(stride))
     if dilation:
-        kwargs["dilation"] = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    kwargs["ceil_mode"] = draw(st.booleans())
+        kwargs["dilation"] = dil
+    # ceil_mode rounds a negative span up to one window: PyTorch accepts it (so do we).
+    kwargs["ceil_mode"] = draw(st.booleans()) if valid else False
     return shape, kwargs
+
+
+@contextlib.contextmanager
+def threads(on=True):
+    """With ``on``, every :func:`fancydl.parallel.halves` call of two items or more
+    runs its second half on the worker thread (as large inputs do on two cores)."""
+    saved = parallel.THREADED_SIZE, parallel.usable_cores
+    if on:
+        parallel.THREADED_SIZE, parallel.usable_cores = 1, lambda: 2
+    try:
+        yield
+    finally:
+        parallel.THREADED_SIZE, parallel.usable_cores = saved
 
 
 def _has_window_of_padding_only(shape, kwargs):
@@ -81,34 +116,33 @@ def _has_window_of_padding_only(shape, kwargs):
     return bool(np.isneginf(fancydl.max_pool2d(np.zeros(shape), **kw)).any())
 
 
-def _expect_same_validity(torch, fn, op, x, kwargs):
-    """Run torch; if it refuses the arguments, fancydl must refuse them too."""
-    try:
-        fn(torch.tensor(x), **kwargs)
-    except RuntimeError:
-        with pytest.raises(ValueError):
-            op(x, **kwargs)
-        return False
-    return True
+@given(data=st.data(), op=st.sampled_from(["max_pool2d", "avg_pool2d"]))
+def test_windows_larger_than_the_padded_input_are_refused_like_torch(data, op):
+    torch = pytest.importorskip("torch")
+    shape, kwargs = data.draw(pool_cases(dilation=op == "max_pool2d", valid=False))
+    x = np.zeros(shape)
+    with pytest.raises(RuntimeError):
+        getattr(torch.nn.functional, op)(torch.tensor(x), **kwargs)
+    with pytest.raises(ValueError, match=f"{op}: kernel_size=.*larger than the padded"):
+        getattr(fancydl, op)(x, **kwargs)
 
 
 # --- max / min pooling against PyTorch ---------------------------------------------------
 
 @given(case=pool_cases(), seed=st.integers(0, 2 ** 32 - 1),
        kind=st.sampled_from(["normal", "ties", "nan"]), dtype=st.sampled_from(DTYPES),
-       return_indices=st.booleans())
-def test_max_pool2d_matches_torch(case, seed, kind, dtype, return_indices):
+       return_indices=st.booleans(), threaded=st.booleans())
+def test_max_pool2d_matches_torch(case, seed, kind, dtype, return_indices, threaded):
     torch = pytest.importorskip("torch")
     shape, kwargs = case
     rng = np.random.default_rng(seed)
     x = _values(rng, shape, dtype, kind)
     F = torch.nn.functional
     kwargs["return_indices"] = return_indices
-    if not _expect_same_validity(torch, F.max_pool2d, fancydl.max_pool2d, x, kwargs):
-        return
     assume(not _has_window_of_padding_only(shape, kwargs))
     theirs, their_grad, upstream = _torch_run(torch, F.max_pool2d, x, rng, **kwargs)
-    ours, our_grad = _ours(fancydl.max_pool2d, x, upstream, **kwargs)
+    with threads(threaded):
+        ours, our_grad = _ours(fancydl.max_pool2d, x, upstream, **kwargs)
     if return_indices:
         _assert_close(ours[0], theirs[0], dtype)
         np.testing.assert_array_equal(ours[1], theirs[1])
@@ -127,8 +161,6 @@ def test_min_pool2d_is_negated_max_pool_of_negation(case, seed, kind, dtype):
     x = _values(rng, shape, dtype, kind)
     F = torch.nn.functional
     kwargs["return_indices"] = True
-    if not _expect_same_validity(torch, F.max_pool2d, fancydl.min_pool2d, x, kwargs):
-        return
     assume(not _has_window_of_padding_only(shape, kwargs))
 
     def torch_min(t, **kw):
@@ -183,24 +215,125 @@ def test_max_pool2d_empty_batch():
     assert out.shape == idx.shape == (0, 2, 2, 2)
 
 
+def _min_pool_in_torch(F):
+    return lambda t, *args, **kw: -F.max_pool2d(-t, *args, **kw)
+
+
+@pytest.mark.parametrize("name, args, kwargs", [
+    ("max_pool2d", (3,), dict(stride=2, padding=1, ceil_mode=True)),
+    ("min_pool2d", (2,), {}),
+    ("avg_pool2d", (3,), dict(stride=2, padding=1, count_include_pad=False)),
+    ("adaptive_max_pool2d", ((3, 2),), {}),
+    ("adaptive_avg_pool2d", (4,), {}),
+])
+def test_empty_batch_matches_torch_forward_and_backward(name, args, kwargs):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    theirs_fn = _min_pool_in_torch(F) if name == "min_pool2d" else getattr(F, name)
+    x = np.zeros((0, 3, 7, 6))
+    t = torch.tensor(x, requires_grad=True)
+    theirs = theirs_fn(t, *args, **kwargs)
+    upstream = np.zeros(tuple(theirs.shape))
+    (their_grad,) = torch.autograd.grad(theirs, t, torch.tensor(upstream))
+    ours, our_grad = _ours(getattr(fancydl, name), x, upstream, **dict(
+        zip(["kernel_size" if "adaptive" not in name else "output_size"], args), **kwargs))
+    assert ours.shape == tuple(theirs.shape) and our_grad.shape == tuple(their_grad.shape)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_stochastic_pool2d_empty_batch(training):
+    x = np.zeros((0, 3, 6, 6))
+    out, pullback = fancydl.vjp(lambda t: fancydl.stochastic_pool2d(
+        t, 2, training=training, rng=np.random.default_rng(0)), x)
+    assert out.shape == (0, 3, 3, 3)
+    assert pullback(out)[0].shape == x.shape
+
+
+@pytest.mark.parametrize("op", [fancydl.roi_align, fancydl.roi_pool])
+@pytest.mark.parametrize("batch", [0, 2])
+def test_roi_zero_boxes_forward_and_backward(op, batch):
+    # torchvision: a (0, C, PH, PW) output, a zero gradient of the input's shape.
+    x = np.ones((batch, 3, 5, 5))
+    out, pullback = fancydl.vjp(lambda t: op(t, np.zeros((0, 5)), (2, 3)), x)
+    assert out.shape == (0, 3, 2, 3)
+    grad = pullback(out)[0]
+    assert grad.shape == x.shape and not grad.any()
+
+
+def _finishes_within(seconds, fn):
+    result = {}
+    runner = threading.Thread(target=lambda: result.setdefault("value", fn()), daemon=True)
+    started = time.perf_counter()
+    runner.start()
+    runner.join(seconds)
+    assert not runner.is_alive(), f"still running after {seconds} s"
+    return result["value"], time.perf_counter() - started
+
+
+@pytest.mark.parametrize("op", ["max_pool2d", "avg_pool2d", "min_pool2d"])
+def test_huge_stride_costs_nothing_more(op):
+    # The windows a stride of 2**40 leaves are the first ones only; today's cost must
+    # not grow with stride**2 (it used to take 21 s and 5 GB at stride 4096).
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8))
+
+    def run(stride):
+        out, pullback = fancydl.vjp(lambda t: getattr(fancydl, op)(
+            t, 2, stride=stride, padding=1, ceil_mode=True), x)
+        return out, pullback(np.ones(out.shape))[0]
+
+    (huge, huge_grad), seconds = _finishes_within(30, lambda: run(2 ** 40))
+    small, small_grad = run(16)  # also only the first window along each axis
+    np.testing.assert_array_equal(huge, small)
+    np.testing.assert_array_equal(huge_grad, small_grad)
+    assert seconds < 5
+
+
+def test_stochastic_pool2d_huge_stride():
+    x = np.random.default_rng(0).uniform(0, 1, (1, 2, 9, 9))
+    (out, _), _ = _finishes_within(30, lambda: (
+        fancydl.stochastic_pool2d(x, 3, stride=(2 ** 40, 4096), training=False), None))
+    np.testing.assert_allclose(out, fancydl.stochastic_pool2d(x, 3, stride=9,
+                                                              training=False))
+
+
+def test_threads_reach_the_worker_in_pooling(monkeypatch):
+    # The strategies with threaded=True run parallel.halves' threaded branch.
+    ran_on = []
+    original = parallel._get_worker
+
+    def spy():
+        ran_on.append(threading.current_thread().name)
+        return original()
+
+    monkeypatch.setattr(parallel, "_get_worker", spy)
+    x = np.random.default_rng(0).standard_normal((2, 2, 6, 6))
+    with threads(True):
+        out, pullback = fancydl.vjp(lambda t: fancydl.max_pool2d(t, 2), x)
+        pullback(np.ones(out.shape))
+    assert len(ran_on) == 2  # forward and backward
+    with threads(False):
+        fancydl.max_pool2d(x, 2)
+    assert len(ran_on) == 2
+
+
 # --- average pooling against PyTorch --------------------------------------------------
 
 @given(case=pool_cases(dilation=False), seed=st.integers(0, 2 ** 32 - 1),
        kind=st.sampled_from(["normal", "nan"]), dtype=st.sampled_from(DTYPES),
        count_include_pad=st.booleans(),
-       divisor_override=st.one_of(st.none(), st.integers(-3, 7).filter(bool)))
+       divisor_override=st.one_of(st.none(), st.sampled_from([-3, -2, -1, 1, 2, 5, 7])),
+       threaded=st.booleans())
 def test_avg_pool2d_matches_torch(case, seed, kind, dtype, count_include_pad,
-                                  divisor_override):
+                                  divisor_override, threaded):
     torch = pytest.importorskip("torch")
     shape, kwargs = case
     rng = np.random.default_rng(seed)
     x = _values(rng, shape, dtype, kind)
     F = torch.nn.functional
     kwargs.update(count_include_pad=count_include_pad, divisor_override=divisor_override)
-    if not _expect_same_validity(torch, F.avg_pool2d, fancydl.avg_pool2d, x, kwargs):
-        return
     theirs, their_grad, upstream = _torch_run(torch, F.avg_pool2d, x, rng, **kwargs)
-    ours, our_grad = _ours(fancydl.avg_pool2d, x, upstream, **kwargs)
+    with threads(threaded):
+        ours, our_grad = _ours(fancydl.avg_pool2d, x, upstream, **kwargs)
     _assert_close(ours, theirs, dtype)
     _assert_close(our_grad, their_grad, dtype)
 
@@ -254,6 +387,28 @@ def test_adaptive_avg_pool2d_matches_torch(case, seed, kind, dtype):
     ours, our_grad = _ours(fancydl.adaptive_avg_pool2d, x, upstream, output_size=size)
     _assert_close(ours, theirs, dtype)
     _assert_close(our_grad, their_grad, dtype)
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("max_pool2d", dict(kernel_size=3, stride=2, padding=1)),
+    ("avg_pool2d", dict(kernel_size=3, stride=2, padding=1)),
+    ("avg_pool2d", dict(kernel_size=2, stride=4096)),
+    ("adaptive_avg_pool2d", dict(output_size=(3, 2))),
+    ("adaptive_avg_pool2d", dict(output_size=(9, 11))),
+    ("adaptive_max_pool2d", dict(output_size=(3, 2))),
+])
+def test_non_finite_upstream_gradient_stays_in_its_window(name, kwargs):
+    # An inf or NaN upstream value reaches only the inputs of its own window, as in
+    # PyTorch (a product with zero weights would spread NaN everywhere).
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 7, 6))
+    t = torch.tensor(x, requires_grad=True)
+    theirs = getattr(torch.nn.functional, name)(t, **kwargs)
+    upstream = _sprinkle(rng, rng.standard_normal(tuple(theirs.shape)))
+    (their_grad,) = torch.autograd.grad(theirs, t, torch.tensor(upstream))
+    _, our_grad = _ours(getattr(fancydl, name), x, upstream, **kwargs)
+    _assert_close(our_grad, their_grad.numpy(), np.float64)
 
 
 def test_adaptive_bins_by_hand():
@@ -482,20 +637,41 @@ def test_roi_pool_matches_loop_reference(case, seed, ties):
                                rtol=1e-12, atol=1e-12)
 
 
+def _sprinkle(rng, a):
+    """A copy of ``a`` with some entries replaced by NaN, inf or -inf."""
+    a = a.copy()
+    flat = a.reshape(-1)
+    if flat.size:
+        spots = rng.integers(0, flat.size, max(1, flat.size // 6))
+        flat[spots] = rng.choice([np.nan, np.inf, -np.inf], len(spots))
+    return a
+
+
 @given(case=roi_cases(), seed=st.integers(0, 2 ** 32 - 1),
-       sampling_ratio=st.integers(-1, 3), aligned=st.booleans())
-def test_roi_align_matches_loop_reference(case, seed, sampling_ratio, aligned):
+       sampling_ratio=st.integers(-1, 3), aligned=st.booleans(),
+       nonfinite=st.sampled_from([None, "input", "upstream"]), threaded=st.booleans())
+def test_roi_align_matches_loop_reference(case, seed, sampling_ratio, aligned, nonfinite,
+                                          threaded):
+    # Non-finite values propagate as in torchvision's sums of products: a tap of
+    # weight zero on an infinite value gives NaN there too.
     shape, rois, output, scale = case
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape)
-    expected, taps = roi_align_loops(x, rois, output, scale, sampling_ratio, aligned)
-    out, pullback = fancydl.vjp(lambda t: fancydl.roi_align(
-        t, rois, output, scale, sampling_ratio, aligned), x)
-    np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-12)
-    upstream = rng.standard_normal(out.shape)
-    np.testing.assert_allclose(pullback(upstream)[0],
-                               roi_align_loops_grad(x.shape, taps, upstream),
-                               rtol=1e-10, atol=1e-12)
+    if nonfinite == "input":
+        x = _sprinkle(rng, x)
+    with np.errstate(invalid="ignore"):  # 0 * inf in the reference's sums
+        expected, taps = roi_align_loops(x, rois, output, scale, sampling_ratio, aligned)
+    with threads(threaded):
+        out, pullback = fancydl.vjp(lambda t: fancydl.roi_align(
+            t, rois, output, scale, sampling_ratio, aligned), x)
+        np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-12)
+        upstream = rng.standard_normal(out.shape)
+        if nonfinite == "upstream":
+            upstream = _sprinkle(rng, upstream)
+        with np.errstate(invalid="ignore"):
+            expected_grad = roi_align_loops_grad(x.shape, taps, upstream)
+        np.testing.assert_allclose(pullback(upstream)[0], expected_grad, rtol=1e-10,
+                                   atol=1e-12)
 
 
 @given(case=roi_cases(), seed=st.integers(0, 2 ** 32 - 1), aligned=st.booleans())
@@ -629,6 +805,266 @@ def test_bad_input(call, error, match):
         call()
 
 
+@pytest.mark.parametrize("op", [fancydl.roi_align, fancydl.roi_pool])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 1e30, -2.0 ** 25])
+def test_roi_non_finite_or_huge_box_coordinates_are_refused(op, bad):
+    boxes = np.array([[0.0, 1.0, 1.0, 3.0, 3.0], [0.0, 0.0, 0.0, 2.0, 2.0]])
+    boxes[1, 3] = bad
+    with pytest.raises(ValueError, match=r"boxes must have finite coordinates.*box 1"):
+        op(X, boxes, 2)
+    # the limit applies after spatial_scale: 2**25 / 4 is fine
+    if np.isfinite(bad) and abs(bad) < 1e10:
+        assert np.isfinite(op(X, boxes, 2, spatial_scale=0.25)).all()
+
+
+def test_roi_align_far_box_costs_only_its_samples_inside_the_map():
+    # A box of 2**24 pixels at 1 sample per pixel would be 2**48 samples; only the
+    # ones in [-1, H] are generated, and the output matches the loop reference's
+    # formula on a box cut to the map (bins outside read nothing).
+    x = np.random.default_rng(0).standard_normal((1, 2, 5, 6))
+    boxes = np.array([[0.0, -2.0 ** 23, -3.0, 2.0 ** 23, 4.0]])
+    out, pullback = fancydl.vjp(lambda t: fancydl.roi_align(t, boxes, (2, 3)), x)
+    grad = pullback(np.ones(out.shape))[0]
+    assert np.isfinite(out).all() and np.isfinite(grad).all()
+    # The middle column of bins straddles the map: it averages ceil(2**24 / 3)
+    # samples of which at most W + 2 read the map, so its output is tiny but not 0.
+    assert np.all(np.abs(out[..., 1]) < 1e-4) and np.all(out[..., [0, 2]] == 0)
+
+
+def test_roi_align_each_box_is_cropped_to_its_own_reach():
+    # One large box must not make the small boxes' work large.
+    from fancydl.pool import _RoIAlignPlan
+
+    boxes = np.array([[0.0, 1, 1, 3, 3], [0.0, 0, 0, 60, 60], [0.0, 10, 10, 13, 12]])
+    plan = _RoIAlignPlan((1, 1, 64, 64), np.zeros(3, np.intp), boxes[:, 1:], (7, 7), 1.0,
+                         -1, True, np.dtype(np.float64))
+    crops = {int(k): crop for boxes_, crop in plan.groups for k in boxes_}
+    assert crops[1][0] >= 60 and crops[1][1] >= 60
+    assert max(crops[0]) <= 4 and max(crops[2]) <= 6
+
+
+def test_roi_align_groups_split_into_halves_of_equal_work():
+    from fancydl.pool import _balanced_order
+
+    works = [9, 1, 4, 4, 2, 7, 3]
+    order = _balanced_order(works)
+    first, second = np.split(order, 2)
+    load = [sum(works[i] for i in side if i >= 0) for side in (first, second)]
+    assert sorted(i for i in order if i >= 0) == list(range(len(works)))
+    assert abs(load[0] - load[1]) <= max(works) and sum(load) == sum(works)
+    assert _balanced_order([]).size == 0
+
+
+def test_roi_pool_each_box_loops_over_its_own_bins(monkeypatch):
+    from fancydl import pool
+
+    seen = []
+    original = pool._bin_maxima
+
+    def spy(table, plane, h0, h1, w0, w1, width, tall, wide):
+        seen.append((len(plane), tall, wide))
+        return original(table, plane, h0, h1, w0, w1, width, tall, wide)
+
+    monkeypatch.setattr(pool, "_bin_maxima", spy)
+    x = np.random.default_rng(0).standard_normal((1, 2, 64, 64))
+    boxes = np.array([[0.0, 1, 1, 3, 3]] * 5 + [[0.0, 0, 0, 63, 63]])
+    out = fancydl.roi_pool(x, boxes, 2)
+    expected, _ = roi_pool_loops(x, boxes, (2, 2), 1.0)
+    np.testing.assert_array_equal(out, expected)
+    assert sorted(seen) == [(1, 32, 32), (5, 2, 2)]
+
+
 def test_roi_empty_box_list_gives_empty_output():
     for op in (fancydl.roi_align, fancydl.roi_pool):
         assert op(X, np.zeros((0, 5)), (2, 3)).shape == (0, 2, 2, 3)
+
+
+# --- global average pooling ------------------------------------------------------------
+
+@given(shape=st.sampled_from([(2, 3, 5, 4), (0, 3, 4, 4), (3, 1, 7), (1, 2, 1, 1)]),
+       seed=st.integers(0, 2 ** 32 - 1), kind=st.sampled_from(["normal", "nan"]),
+       dtype=st.sampled_from(DTYPES))
+def test_global_average_pooling_matches_torch(shape, seed, kind, dtype):
+    # adaptive_avg_pool2d(x, 1): one mean per channel, the head of SE blocks and of
+    # all-convolutional classifiers.
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(seed)
+    x = _values(rng, shape, dtype, kind)
+    theirs, their_grad, upstream = _torch_run(torch, torch.nn.functional.adaptive_avg_pool2d,
+                                              x, rng, output_size=1)
+    ours, our_grad = _ours(fancydl.adaptive_avg_pool2d, x, upstream, output_size=1)
+    assert ours.shape == shape[:-2] + (1, 1)
+    _assert_close(ours, theirs, dtype)
+    _assert_close(ours, x.mean(axis=(-2, -1), keepdims=True), dtype)
+    _assert_close(our_grad, their_grad, dtype)
+
+
+# --- max unpooling ---------------------------------------------------------------------
+
+@contextlib.contextmanager
+def torch_one_thread(torch):
+    """PyTorch's CPU max_unpool2d writes repeated indices in row-major order (the last
+    one stays) only on one thread; with more, which one stays varies between runs."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
+@st.composite
+def unpool_cases(draw):
+    """Input shape, unpooling arguments (kernel, stride, padding, output_size as None,
+    (H, W) or (N, C, H, W)) and the output plane size they give."""
+    batch = (draw(st.integers(0, 2)),) if draw(st.booleans()) else ()
+    shape = batch + (draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    stride = draw(st.one_of(st.none(), st.tuples(st.integers(1, 4), st.integers(1, 4))))
+    padding = tuple(draw(st.integers(0, k // 2)) for k in kernel)
+    steps = kernel if stride is None else stride
+    default = tuple((n - 1) * s + k - 2 * p
+                    for n, k, s, p in zip(shape[-2:], kernel, steps, padding))
+    form = draw(st.sampled_from(["default", "pair", "full"]))
+    size = default if form == "default" else tuple(
+        d + draw(st.integers(-s + 1, s - 1)) for d, s in zip(default, steps))
+    assume(min(size) >= 1)
+    kwargs = dict(kernel_size=kernel, stride=stride, padding=padding)
+    if form != "default":
+        full = (1,) * (4 - len(shape)) + shape[:-2] + size  # PyTorch reads 2 or 4
+        kwargs["output_size"] = size if form == "pair" else full
+    return shape, kwargs, size
+
+
+def _unpool_indices(rng, shape, plane, repeats):
+    """Random flat indices into a plane of ``plane`` pixels: distinct within each
+    plane, or drawn with repeats."""
+    if repeats:
+        return rng.integers(0, plane, shape)
+    planes, count = int(np.prod(shape[:-2])), shape[-2] * shape[-1]
+    chosen = np.argsort(rng.random((planes, plane)), axis=1)[:, :count]
+    return chosen.reshape(shape)
+
+
+@given(case=unpool_cases(), seed=st.integers(0, 2 ** 32 - 1), repeats=st.booleans(),
+       kind=st.sampled_from(["normal", "nan"]), dtype=st.sampled_from(DTYPES))
+def test_max_unpool2d_matches_torch(case, seed, repeats, kind, dtype):
+    torch = pytest.importorskip("torch")
+    shape, kwargs, size = case
+    plane = size[0] * size[1]
+    assume(repeats or plane >= shape[-2] * shape[-1])
+    rng = np.random.default_rng(seed)
+    x = _values(rng, shape, dtype, kind)
+    indices = _unpool_indices(rng, shape, plane, repeats)
+    t = torch.tensor(x, requires_grad=True)
+    with torch_one_thread(torch):
+        theirs = torch.nn.functional.max_unpool2d(t, torch.tensor(indices), **kwargs)
+    upstream = rng.standard_normal(tuple(theirs.shape)).astype(dtype)
+    (their_grad,) = torch.autograd.grad(theirs, t, torch.tensor(upstream))
+    ours, our_grad = _ours(lambda v, **kw: fancydl.max_unpool2d(v, indices, **kw), x,
+                           upstream, **kwargs)
+    assert ours.shape == tuple(theirs.shape) == shape[:-2] + size
+    np.testing.assert_array_equal(ours, theirs.detach().numpy())
+    np.testing.assert_array_equal(our_grad, their_grad.numpy())
+
+
+@given(case=pool_cases(dilation=False), seed=st.integers(0, 2 ** 32 - 1),
+       kind=st.sampled_from(["normal", "ties", "nan"]), dtype=st.sampled_from(DTYPES))
+def test_unpooling_the_pooled_maxima_puts_them_back_at_their_switches(case, seed, kind,
+                                                                       dtype):
+    shape, kwargs = case
+    x = _values(np.random.default_rng(seed), shape, dtype, kind)
+    pooled, switches = fancydl.max_pool2d(x, return_indices=True, **kwargs)
+    geometry = {k: kwargs.get(k) for k in ("kernel_size", "stride", "padding")}
+    restored = fancydl.max_unpool2d(pooled, switches, output_size=shape[-2:], **geometry)
+    assert restored.shape == x.shape and restored.dtype == x.dtype
+    def per_plane(a):
+        return a.reshape(int(np.prod(shape[:-2])), a.shape[-2] * a.shape[-1])
+
+    flat_x, flat_restored, where = per_plane(x), per_plane(restored), per_plane(switches)
+    # each maximum is back where it was found, and equals the input there
+    at_switch = np.take_along_axis(flat_restored, where, axis=1)
+    np.testing.assert_array_equal(at_switch, per_plane(pooled))
+    np.testing.assert_array_equal(at_switch, np.take_along_axis(flat_x, where, axis=1))
+    # and every other pixel is zero
+    elsewhere = np.ones(flat_x.shape, bool)
+    np.put_along_axis(elsewhere, where, False, axis=1)
+    assert not flat_restored[elsewhere].any()
+
+
+def test_max_unpool2d_repeated_index_keeps_last_value_and_gathers_gradient():
+    x = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
+    indices = np.array([[[[0, 0], [0, 3]]]])
+    out, pullback = fancydl.vjp(lambda t: fancydl.max_unpool2d(t, indices, 2), x)
+    expected = np.zeros((1, 1, 4, 4))
+    expected[0, 0, 0, 0], expected[0, 0, 0, 3] = 3.0, 4.0  # the last of 1, 2, 3 stays
+    np.testing.assert_array_equal(out, expected)
+    upstream = np.arange(16.0).reshape(1, 1, 4, 4) + 1
+    # every repeat reads the gradient of the pixel it was written to, as in PyTorch
+    np.testing.assert_array_equal(pullback(upstream)[0], [[[[1.0, 1.0], [1.0, 4.0]]]])
+
+
+def test_max_unpool2d_gradcheck(rng):
+    x = rng.standard_normal((2, 3, 3, 4))
+    indices = _unpool_indices(rng, x.shape, 7 * 9, repeats=False)
+    assert fancydl.gradcheck(
+        lambda t: fancydl.max_unpool2d(t, indices, (3, 2), stride=(2, 3), padding=(0, 1),
+                                       output_size=(7, 9)), x)
+    unbatched = _unpool_indices(rng, x.shape[1:], 6 * 8, repeats=False)
+    assert fancydl.gradcheck(lambda t: fancydl.max_unpool2d(t, unbatched, 2), x[0])
+
+
+def test_max_unpool2d_empty_batch_matches_torch():
+    torch = pytest.importorskip("torch")
+    x, indices = np.zeros((0, 2, 3, 3)), np.zeros((0, 2, 3, 3), np.int64)
+    theirs = torch.nn.functional.max_unpool2d(torch.tensor(x), torch.tensor(indices), 2)
+    out, pullback = fancydl.vjp(lambda t: fancydl.max_unpool2d(t, indices, 2), x)
+    assert out.shape == tuple(theirs.shape) == (0, 2, 6, 6)
+    assert pullback(out)[0].shape == x.shape
+
+
+def test_max_unpool2d_refuses_traced_indices():
+    x = np.ones((1, 1, 2, 2))
+    with pytest.raises(TypeError, match="max_unpool2d: cannot differentiate with respect "
+                                        "to indices"):
+        fancydl.vjp(lambda t, i: fancydl.max_unpool2d(t, i, 2), x, np.zeros((1, 1, 2, 2)))
+
+
+U = np.ones((1, 1, 2, 2))
+I = np.array([[[[0, 1], [4, 5]]]])
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: fancydl.max_unpool2d(U, I + 11, 2), ValueError,
+     r"indices must lie in \[0, 16\) for an output plane of \(4, 4\), got 16"),
+    (lambda: fancydl.max_unpool2d(U, I - 1, 2), ValueError, r"indices must lie.*got -1"),
+    (lambda: fancydl.max_unpool2d(U, I[..., :1], 2), ValueError,
+     r"indices must have the shape of input \(1, 1, 2, 2\), got shape \(1, 1, 2, 1\)"),
+    (lambda: fancydl.max_unpool2d(U, I.astype(float), 2), TypeError,
+     r"indices must have an integer dtype, got float64"),
+    (lambda: fancydl.max_unpool2d(U, I.tolist(), 2), TypeError,
+     r"indices must be a numpy.ndarray"),
+    (lambda: fancydl.max_unpool2d(U, I, 2, output_size=(2, 4)), ValueError,
+     r"output_size\[-2\] must be between 2 and 6 \(exclusive\).*got 2"),
+    (lambda: fancydl.max_unpool2d(U, I, 2, output_size=(4, 6)), ValueError,
+     r"output_size\[-1\] must be between 2 and 6"),
+    (lambda: fancydl.max_unpool2d(U, I, 2, output_size=(1, 4, 4)), TypeError,
+     r"output_size must be a sequence of 2 ints \(H, W\) or 4"),
+    (lambda: fancydl.max_unpool2d(U, I, 2, output_size=4), TypeError, r"output_size"),
+    (lambda: fancydl.max_unpool2d(U, I, 2, output_size=(4.0, 4)), TypeError,
+     r"output_size must hold ints"),
+    (lambda: fancydl.max_unpool2d(U, I, 0), ValueError, r"kernel_size.*got 0"),
+    (lambda: fancydl.max_unpool2d(U, I, 2, stride=(1, 0)), ValueError, r"stride.*\(1, 0\)"),
+    (lambda: fancydl.max_unpool2d(U, I, 2, padding=-1), ValueError, r"padding.*got -1"),
+    (lambda: fancydl.max_unpool2d(U, I, 2, padding=3), ValueError,
+     r"output size \(-2, -2\) is negative"),
+    (lambda: fancydl.max_unpool2d(U.astype(int), I, 2), TypeError,
+     r"input must have dtype float"),
+    (lambda: fancydl.max_unpool2d(U[0, 0], I[0, 0], 2), ValueError,
+     r"input must have 3 or 4 dim"),
+    (lambda: fancydl.max_unpool2d(np.ones((1, 0, 2, 2)), I[:, :0], 2), ValueError,
+     r"non-empty"),
+])
+def test_max_unpool2d_bad_input(call, error, match):
+    with pytest.raises(error, match=f"max_unpool2d: .*{match}"):
+        call()

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import fancydl
@@ -60,14 +60,14 @@ def test_convolve2d_and_correlate2d_match_scipy(shape1, shape2, mode, boundary, 
     theirs = _outcome(getattr(signal, name), in1, in2, mode, boundary, fillvalue)
     if theirs is ValueError:  # 'valid' with neither input larger
         assert ours is ValueError
-        return
-    swapped = mode == "valid" and shape1 != shape2 and all(
-        b >= a for a, b in zip(shape1, shape2))
-    if correlate and swapped and np.iscomplexobj(in1):
-        # scipy's correlate2d conjugates its result when it swaps complex inputs in
-        # 'valid' mode; its N-d correlate does not, and neither do we.
-        theirs = signal.correlate(in1, in2, mode, method="direct")
-    _assert_same(ours, theirs)
+    else:
+        swapped = mode == "valid" and shape1 != shape2 and all(
+            b >= a for a, b in zip(shape1, shape2))
+        if correlate and swapped and np.iscomplexobj(in1):
+            # scipy's correlate2d conjugates its result when it swaps complex inputs in
+            # 'valid' mode; its N-d correlate does not, and neither do we.
+            theirs = signal.correlate(in1, in2, mode, method="direct")
+        _assert_same(ours, theirs)
 
 
 def test_complex_valid_correlation_with_swapped_inputs_is_not_conjugated():
@@ -240,8 +240,7 @@ def _torch_reference(torch, in1, in2, mode, correlate):
        dtype=st.sampled_from((np.float32, np.float64)), seed=st.integers(0, 2**32 - 1))
 def test_gradients_match_torch(shape1, shape2, mode, correlate, dtype, seed):
     torch = pytest.importorskip("torch")
-    if not _valid_pair(shape1, shape2, mode):
-        return
+    assume(_valid_pair(shape1, shape2, mode))
     rng = np.random.default_rng(seed)
     in1, in2 = _random(rng, shape1, dtype), _random(rng, shape2, dtype)
     op = fancydl.correlate2d if correlate else fancydl.convolve2d
@@ -307,3 +306,67 @@ def test_bad_arguments_of_nd_functions():
     with pytest.raises(ValueError, match=r"in1 must have 1 or 2 dimensions, got shape "
                                          r"\(1, 1, 3\)"):
         fancydl.correlate(np.ones((1, 1, 3)), np.ones((1, 1, 2)))
+
+
+# --- non-finite values: scipy's products with the padding -------------------------------
+
+@given(shape1=shape_2d, shape2=shape_2d, mode=modes,
+       boundary=st.sampled_from(["fill", "wrap", "symm"]),
+       fillvalue=st.sampled_from([0, 2]), correlate=st.booleans(), where=st.sampled_from(["in1", "in2", "both"]),
+       values=st.lists(st.sampled_from([np.inf, -np.inf, np.nan]), min_size=1, max_size=3),
+       seed=st.integers(0, 2**32 - 1))
+def test_non_finite_values_propagate_like_scipy(shape1, shape2, mode, boundary, fillvalue,
+                                                correlate, where, values, seed):
+    """inf and NaN in either input, every mode and boundary: the same NaN, inf and
+    finite entries as scipy, whose direct sum multiplies the zero padding of in1 by
+    every sample of in2 (0 * inf = nan), whichever input is smaller."""
+    assume(_valid_pair(shape1, shape2, mode))
+    rng = np.random.default_rng(seed)
+    in1, in2 = rng.standard_normal(shape1), rng.standard_normal(shape2)
+    for name, array in (("in1", in1), ("in2", in2)):
+        if where in (name, "both"):
+            for value in values:
+                array[tuple(rng.integers(0, n) for n in array.shape)] = value
+    name = "correlate2d" if correlate else "convolve2d"
+    with np.errstate(invalid="ignore", over="ignore"):
+        theirs = getattr(signal, name)(in1, in2, mode, boundary, fillvalue)
+    ours = getattr(fancydl, name)(in1, in2, mode, boundary, fillvalue)
+    assert ours.shape == theirs.shape
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+    np.testing.assert_array_equal(np.isposinf(ours), np.isposinf(theirs))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-9)
+
+
+def test_padding_nan_only_where_scipy_puts_it():
+    """A small in1 against a larger in2 with one inf: the NaN frame of the padding."""
+    in1, in2 = np.ones((2, 2)), np.ones((3, 3))
+    in2[0, 0] = np.inf
+    with np.errstate(invalid="ignore"):
+        expected = signal.convolve2d(in1, in2)
+    np.testing.assert_array_equal(fancydl.convolve2d(in1, in2), expected)
+    assert np.isnan(expected).sum() == 12 and np.isinf(expected).sum() == 4
+
+
+@pytest.mark.parametrize("real", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fft_helpers_give_the_circular_convolution(real, dtype):
+    """unnormalized_fft and apply_spectrum, the one FFT mechanism of signal and
+    restoration: a circular convolution, computed here by its definition."""
+    from fancydl.signal import apply_spectrum, unnormalized_fft
+    rng = np.random.default_rng(5)
+    shape = (6, 5)
+    x = rng.standard_normal(shape).astype(dtype)
+    k = rng.standard_normal((3, 2)).astype(dtype)
+    if not real:
+        x = x + 1j * rng.standard_normal(shape).astype(dtype)
+    spectrum = unnormalized_fft(k, shape, real=real)
+    transform = np.fft.rfftn if real else np.fft.fftn
+    reference = transform(k.astype(np.float64), s=shape, axes=(0, 1))
+    np.testing.assert_allclose(spectrum, reference, rtol=1e-5, atol=1e-5)
+    expected = np.zeros(shape, np.complex128)
+    for (i, j), value in np.ndenumerate(k):
+        expected += value * np.roll(x.astype(np.complex128), (i, j), axis=(0, 1))
+    out = apply_spectrum(spectrum, x, real=real)
+    assert out.shape == shape
+    np.testing.assert_allclose(out, expected if not real else expected.real, rtol=1e-4,
+                               atol=1e-4)

@@ -1,4 +1,7 @@
-"""softmax, log_softmax, logsumexp, nll_loss and cross_entropy against PyTorch."""
+"""softmax, log_softmax, logsumexp, nll_loss and cross_entropy against PyTorch (when
+installed) and against finite differences and closed forms (always)."""
+
+import warnings
 
 import numpy as np
 import pytest
@@ -7,8 +10,14 @@ from hypothesis import strategies as st
 
 import fancydl
 
-torch = pytest.importorskip("torch")
-F = torch.nn.functional
+try:  # the gradchecks and known values below need no torch; the comparisons do
+    import torch
+except ImportError:  # pragma: no cover - torch is an optional dependency
+    torch = F = None
+else:
+    F = torch.nn.functional
+
+requires_torch = pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
 
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-9, atol=1e-11)}
@@ -38,6 +47,7 @@ def logits_and_dim(draw):
     return x, dim, seed
 
 
+@requires_torch
 @pytest.mark.parametrize("name", ["softmax", "log_softmax"])
 @given(case=logits_and_dim())
 def test_softmax_family_matches_torch(name, case):
@@ -51,6 +61,7 @@ def test_softmax_family_matches_torch(name, case):
     _assert_close(gx, ref_gx, x.dtype.type)
 
 
+@requires_torch
 @given(case=logits_and_dim(), keepdim=st.booleans(), two_dims=st.booleans())
 def test_logsumexp_matches_torch(case, keepdim, two_dims):
     x, dim, seed = case
@@ -64,8 +75,11 @@ def test_logsumexp_matches_torch(case, keepdim, two_dims):
 
 
 @st.composite
-def loss_case(draw):
-    """Logits (N, C, d...) or (C,), a target of indices or probabilities, options."""
+def loss_case(draw, probabilities=st.booleans()):
+    """Logits (N, C, d...) or (C,), a target of indices or probabilities, options.
+
+    ``probabilities``: a strategy for the kind of target, so that a test of one kind
+    draws only that kind (never a draw it would have to discard)."""
     unbatched = draw(st.booleans())
     n_classes = draw(st.integers(1, 6))
     extra = () if unbatched else tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
@@ -74,7 +88,7 @@ def loss_case(draw):
     dtype = draw(st.sampled_from(DTYPES))
     rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
     logits = (rng.standard_normal(shape) * draw(st.sampled_from([1.0, 20.0]))).astype(dtype)
-    probabilities = draw(st.booleans())
+    probabilities = draw(probabilities)
     ignore_index = draw(st.sampled_from([-100, 0, 2]))
     if probabilities:
         target = rng.random(shape).astype(dtype)
@@ -91,6 +105,7 @@ def loss_case(draw):
     return logits, target, weight, options, rng
 
 
+@requires_torch
 @given(case=loss_case())
 def test_cross_entropy_matches_torch(case):
     logits, target, weight, options, rng = case
@@ -106,12 +121,11 @@ def test_cross_entropy_matches_torch(case):
     _assert_close(pullback(upstream)[0], ref_gz, logits.dtype.type)
 
 
-@given(case=loss_case())
+@requires_torch
+@given(case=loss_case(probabilities=st.just(True)))
 def test_cross_entropy_probability_target_gradient_matches_torch(case):
     logits, target, weight, options, rng = case
-    if not np.issubdtype(target.dtype, np.floating):
-        target = rng.random(logits.shape).astype(logits.dtype)
-    options.pop("ignore_index", None)
+    assert np.issubdtype(target.dtype, np.floating) and "ignore_index" not in options
     out, pullback = fancydl.vjp(
         lambda z, q: fancydl.cross_entropy(z, q, weight=weight, **options), logits, target)
     upstream = rng.standard_normal(out.shape).astype(logits.dtype)
@@ -125,11 +139,11 @@ def test_cross_entropy_probability_target_gradient_matches_torch(case):
     _assert_close(gq, ref_gq, logits.dtype.type)
 
 
-@given(case=loss_case())
+@requires_torch
+@given(case=loss_case(probabilities=st.just(False)))
 def test_nll_loss_matches_torch(case):
     logits, target, weight, options, rng = case
-    if np.issubdtype(target.dtype, np.floating):
-        return
+    assert np.issubdtype(target.dtype, np.integer)
     options.pop("label_smoothing")
     logp = fancydl.log_softmax(logits, 0 if logits.ndim == 1 else 1)
     out, pullback = fancydl.vjp(lambda p: fancydl.nll_loss(p, target, weight, **options),
@@ -198,6 +212,7 @@ def test_log_softmax_known_values():
                                   [0.0, -1000.0, -2000.0])
 
 
+@requires_torch
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("scale", [1e2, 1e4])
 def test_huge_logits_stay_finite_without_warnings(rng, dtype, scale):
@@ -215,6 +230,7 @@ def test_huge_logits_stay_finite_without_warnings(rng, dtype, scale):
                                ref.numpy(), rtol=1e-5)
 
 
+@requires_torch
 def test_nan_propagates_like_torch():
     x = np.array([[1.0, np.nan, 0.0], [1.0, 2.0, 3.0]])
     ours = fancydl.softmax(x, 1)
@@ -223,6 +239,7 @@ def test_nan_propagates_like_torch():
     np.testing.assert_allclose(ours[1], theirs[1])
 
 
+@requires_torch
 def test_logsumexp_of_all_minus_infinity_is_minus_infinity():
     x = np.full((2, 3), -np.inf)
     with np.errstate(over="raise", divide="raise", invalid="raise"):
@@ -230,6 +247,7 @@ def test_logsumexp_of_all_minus_infinity_is_minus_infinity():
     np.testing.assert_array_equal(out, torch.logsumexp(torch.tensor(x), 1).numpy())
 
 
+@requires_torch
 def test_all_targets_ignored_gives_nan_loss_and_zero_gradient(rng):
     logits = rng.standard_normal((3, 4))
     target = np.full(3, -100)
@@ -241,6 +259,7 @@ def test_all_targets_ignored_gives_nan_loss_and_zero_gradient(rng):
     np.testing.assert_array_equal(pullback(np.array(1.0))[0], z.grad.numpy())
 
 
+@requires_torch
 def test_unbatched_input():
     z = np.array([0.5, -1.0, 2.0])
     ours = fancydl.cross_entropy(z, np.array(2), reduction="none")
@@ -291,3 +310,115 @@ def test_cross_entropy_float32_stays_float32(rng):
 def test_bad_input_names_the_argument(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# --- empty and 0-d inputs, means over no weight -----------------------------------------
+
+EMPTY_OR_0D = [((), 0), ((), -1), ((3, 0), 1), ((0, 3), 1), ((2, 0, 3), 1), ((2, 0, 3), 0)]
+
+
+@requires_torch
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "logsumexp"])
+@pytest.mark.parametrize("shape, dim", EMPTY_OR_0D)
+def test_empty_dim_and_0d_match_torch(name, shape, dim):
+    x = np.asarray(np.random.default_rng(0).standard_normal(shape))
+    ours = getattr(fancydl, name)
+    theirs = torch.logsumexp if name == "logsumexp" else getattr(F, name)
+    out, pullback = fancydl.vjp(lambda t: ours(t, dim), x)
+    upstream = np.full(out.shape, 0.3)
+    ref_out, (ref_gx,) = _torch_vjp(lambda t: theirs(t, dim), [x], upstream)
+    assert out.shape == ref_out.shape and out.dtype == x.dtype
+    np.testing.assert_array_equal(out, ref_out)
+    (gx,) = pullback(upstream)
+    assert gx.shape == x.shape
+    np.testing.assert_array_equal(gx, ref_gx)
+
+
+def test_0d_and_empty_values():
+    x, g = np.array(0.7), np.array(0.3)
+    for name, value, grad in [("softmax", 1.0, 0.0), ("log_softmax", 0.0, 0.0),
+                              ("logsumexp", 0.7, 0.3)]:
+        out, pullback = fancydl.vjp(lambda t: getattr(fancydl, name)(t, 0), x)
+        assert out.shape == () and out == value and pullback(g)[0] == grad
+    out = fancydl.logsumexp(np.zeros((2, 0), np.float32), 1, keepdim=True)
+    assert out.shape == (2, 1) and out.dtype == np.float32 and np.all(out == -np.inf)
+    assert fancydl.log_softmax(np.zeros((2, 0)), 1).shape == (2, 0)
+
+
+@pytest.mark.parametrize("dim, match", [((1, 1), "each dimension once"),
+                                        ((0, -2), "each dimension once"),
+                                        ((), "at least one dimension")])
+def test_logsumexp_rejects_repeated_or_missing_dims(dim, match):
+    with pytest.raises(ValueError, match=match):
+        fancydl.logsumexp(np.zeros((2, 3)), dim)
+
+
+@requires_torch
+@pytest.mark.parametrize("op, smoothing", [("cross_entropy", 0.0), ("cross_entropy", 0.3),
+                                           ("nll_loss", 0.0)])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("target", [[-100, -100, -100], [0, 0, -100]])
+def test_mean_over_no_weight_matches_torch(op, reduction, smoothing, weighted, target):
+    """Every target ignored, or every kept target of weight 0: PyTorch's nan (mean) or 0,
+    and its gradient, without warnings."""
+    logits = np.random.default_rng(1).standard_normal((3, 4))
+    target = np.array(target)
+    weight = np.array([0.0, 1.0, 2.0, 3.0]) if weighted or target[0] == 0 else None
+    options = dict(reduction=reduction)
+    if op == "cross_entropy":
+        options["label_smoothing"] = smoothing
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out, pullback = fancydl.vjp(
+            lambda z: getattr(fancydl, op)(z, target, weight=weight, **options), logits)
+        upstream = np.full(out.shape, 0.7)
+        (gz,) = pullback(upstream)
+    t_weight = None if weight is None else torch.tensor(weight)
+    ref_out, (ref_gz,) = _torch_vjp(
+        lambda z: getattr(F, op)(z, torch.tensor(target), weight=t_weight, **options),
+        [logits], upstream)
+    np.testing.assert_allclose(out, ref_out, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gz, ref_gz, rtol=1e-12, atol=1e-12)
+
+
+@requires_torch
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("probabilities", [False, True])
+def test_empty_batch_loss_matches_torch(reduction, probabilities):
+    logits = np.zeros((0, 4, 2))
+    target = np.zeros((0, 4, 2)) if probabilities else np.zeros((0, 2), np.int64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out, pullback = fancydl.vjp(
+            lambda z: fancydl.cross_entropy(z, target, reduction=reduction), logits)
+        (gz,) = pullback(np.ones(out.shape))
+    ref = F.cross_entropy(torch.tensor(logits), torch.tensor(target), reduction=reduction)
+    assert out.shape == tuple(ref.shape) and gz.shape == logits.shape
+    np.testing.assert_array_equal(out, ref.numpy())
+
+
+@pytest.mark.parametrize("shape, dim", [((300, 1000), 1), ((1000, 300), 0),
+                                        ((40, 70, 110), 1), ((3, 5), -1)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_log_softmax_and_softmax_by_blocks_and_halves(shape, dim, dtype):
+    """Large enough for several blocks of rows and for the threaded halves
+    (fancydl.parallel.THREADED_SIZE): the same values as the formula on the whole."""
+    rng = np.random.default_rng(2)
+    z = (rng.standard_normal(shape) * 5).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    z64, g64 = z.astype(np.float64), g.astype(np.float64)
+    shifted = z64 - z64.max(axis=dim, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
+    p = np.exp(log_p)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else \
+        dict(rtol=1e-12, atol=1e-12)
+    out, pullback = fancydl.vjp(fancydl.log_softmax, z, dim)
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out, log_p, **tol)
+    np.testing.assert_allclose(pullback(g)[0], g64 - p * g64.sum(axis=dim, keepdims=True),
+                               **tol)
+    out, pullback = fancydl.vjp(fancydl.softmax, z, dim)
+    np.testing.assert_allclose(out, p, **tol)
+    np.testing.assert_allclose(pullback(g)[0],
+                               p * (g64 - (g64 * p).sum(axis=dim, keepdims=True)), **tol)

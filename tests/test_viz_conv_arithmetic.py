@@ -162,3 +162,39 @@ def test_sliding_product_sums_to_the_output(flip):
         draw_sliding_product(top, bottom, signal, kernel, position, flip)
         assert top.get_title().endswith(f"= {value:.2f}")
     plt.close(fig)
+
+
+def test_animation_html_fits_a_phone_and_needs_no_icon_font():
+    from fancydl.viz.conv_arithmetic import animation_html, conv_arithmetic_animation
+    animation = conv_arithmetic_animation(5, 3, max_frames=3)
+    with pytest.raises(ValueError, match="default_mode"):
+        animation_html(animation, default_mode="x")
+    html = animation_html(animation, alt='A "kernel" sliding').data
+    assert html.count("data:image/png;base64") == 3
+    assert '<img alt="A &quot;kernel&quot; sliding" id="_anim_img' in html
+    assert "font-awesome" not in html and '<i class="fa' not in html
+    assert "max-width: 100%" in html and "flex-wrap: wrap" in html
+    assert 'value="loop"' in html and "checked" in html.split('value="loop"')[1][:80]
+
+
+def test_conv_arithmetic_figure_shows_the_centre_cell_by_default():
+    import matplotlib.pyplot as plt
+    from fancydl.viz.conv_arithmetic import conv_arithmetic_figure
+    fig = conv_arithmetic_figure(7, 3, stride=2, padding=1, figsize=(6.4, 4.2))
+    assert tuple(fig.get_size_inches()) == (6.4, 4.2)
+    assert fig.axes[1].get_title() == "output, cell (2, 2)"  # of the 4 × 4 output
+    plt.close(fig)
+    fig = conv_arithmetic_figure(5, 3, step=4)
+    assert fig.axes[1].get_title() == "output, cell (1, 1)"  # of the 3 × 3 output
+    plt.close(fig)
+
+
+def test_sliding_product_figure_is_one_step_of_the_drawing():
+    import matplotlib.pyplot as plt
+    from fancydl.viz.conv_arithmetic import sliding_product_figure
+    signal, kernel = np.array([0.0, 1.0, 0.0, 2.0]), np.array([1.0, 0.5])
+    fig = sliding_product_figure(signal, kernel, 3, flip=False)
+    top = fig.axes[0]
+    expected = np.convolve(signal, kernel[::-1])[3]
+    assert top.get_title() == f"correlation: y[3] = Σ products = {expected:.2f}"
+    plt.close(fig)

@@ -2,8 +2,10 @@
 
 For each notebook: (1) write the Colab setup cell (the first cell, tagged
 ``remove-cell`` so the book hides it) from the repository URL in ``_config.yml``, the
-one place that URL is set; (2) execute top to bottom in a fresh kernel, storing outputs
-and widget state; (3) report the time, and fail if it exceeds the book's 60 s budget.
+one place that URL is set; (2) execute top to bottom in a fresh kernel, storing outputs but
+not ipywidgets state: live widgets only work with a kernel, so the book shows
+``fancydl.viz.explore`` instead and loads no widget manager; (3) report the
+time, and fail if it exceeds the book's 60 s budget.
 
 Usage: ``python tools/notebooks.py book/softmax.ipynb [...]`` (``make notebooks``).
 """
@@ -55,14 +57,18 @@ def with_setup_cell(nb):
 
 def execute(path):
     nb = with_setup_cell(nbformat.read(path, as_version=4))
+    nb.metadata.pop("widgets", None)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
     client = NotebookClient(nb, timeout=300, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}},
+                            # True, then dropped: with False nbclient 0.x fails on
+                            # an ipywidgets Output (KeyError in output_widget.py).
                             store_widget_state=True)
     start = time.perf_counter()
     client.execute()
     seconds = time.perf_counter() - start
+    nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
     nbformat.write(nb, path)

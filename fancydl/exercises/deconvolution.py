@@ -81,3 +81,39 @@ def richardson_lucy_adjoint(image, psf, num_iter):
         ratio = image / (blur(estimate, psf, boundary="zero") + 1e-12)
         estimate = estimate * fftconvolve(ratio, psf[::-1, ::-1], mode="full")[window]
     return estimate
+
+
+# --- derivations -----------------------------------------------------------------------
+
+def _em_cases():
+    rng = np.random.default_rng(29)
+    cases = []
+    for m, n in [(4, 3), (6, 6), (8, 5), (3, 3)]:
+        blur_matrix = rng.uniform(0.0, 1.0, (m, n))
+        cases.append((blur_matrix, rng.uniform(0.5, 3.0, m), rng.uniform(0.5, 2.0, n)))
+    return cases
+
+
+@exercise("deconvolution.richardson_lucy_step", cases=_em_cases(), rtol=1e-10,
+          atol=1e-12, forbid=("fancydl.richardson_lucy",))
+def richardson_lucy_step(blur_matrix, observed, estimate):
+    """One EM step for the Poisson model y ~ Poisson(H x): x * H^T(y / (H x)) / H^T 1
+    (the column sums of H normalize; they are 1 for a normalized PSF away from the
+    border)."""
+    ratio = observed / (blur_matrix @ estimate)
+    return estimate * (blur_matrix.T @ ratio) / blur_matrix.sum(axis=0)
+
+
+def _tikhonov_cases():
+    rng = np.random.default_rng(31)
+    return [(rng.standard_normal((m, n)), rng.standard_normal(m), lam)
+            for m, n, lam in [(5, 3, 0.1), (4, 4, 1.0), (3, 5, 0.01), (6, 6, 10.0)]]
+
+
+@exercise("deconvolution.tikhonov", cases=_tikhonov_cases(), rtol=1e-8, atol=1e-10)
+def tikhonov(blur_matrix, observed, lam):
+    """The minimizer of |H x - y|^2 + lam |x|^2: the solution of the normal equations
+    (H^T H + lam I) x = H^T y."""
+    n = blur_matrix.shape[1]
+    return np.linalg.solve(blur_matrix.T @ blur_matrix + lam * np.eye(n),
+                           blur_matrix.T @ observed)

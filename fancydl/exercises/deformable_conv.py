@@ -67,3 +67,40 @@ def mask_as_weight(weight, tap_mask):
     """The conv2d weight equal to deform_conv2d with zero offsets and a mask that is the
     same at every position: ``tap_mask[k]`` for tap ``k = i kW + j``."""
     return weight * tap_mask.reshape(weight.shape[2:])
+
+
+# --- derivations -----------------------------------------------------------------------
+
+@exercise("deformable_conv.sample_image_gradient", cases=[
+    ((3, 4), 1.25, 2.5), ((3, 4), 0.0, 0.0), ((3, 4), -0.5, 1.75), ((3, 4), 2.4, 3.5),
+    ((3, 4), -1.0, 2.0), ((3, 4), 1.0, 4.2), ((2, 2), 0.5, -0.25), ((4, 3), 3.0, 2.0)],
+    rtol=1e-10, atol=1e-12)
+def sample_image_gradient(shape, y, x):
+    """Gradient of one bilinear sample (deform_conv2d's rule: a corner outside the
+    image counts as 0, no clamping) with respect to the (H, W) image: the four
+    corner weights (1 - |y - r|)(1 - |x - c|) at the corners inside the image."""
+    height, width = shape
+    grad = np.zeros(shape)
+    for flat in range(height * width):
+        unit = np.zeros(height * width)
+        unit[flat] = 1.0
+        grad.flat[flat] = bilinear_sample(unit.reshape(shape), np.array([y]),
+                                          np.array([x]))[0]
+    return grad
+
+
+def _shift_cases():
+    rng = np.random.default_rng(9)
+    return [(np.arange(12.0).reshape(3, 4), 1, 0), (np.arange(12.0).reshape(3, 4), 0, -1),
+            (rng.standard_normal((5, 6)), -2, 3), (rng.standard_normal((4, 4)), 1, 1),
+            (rng.standard_normal((3, 5)), 0, 0), (rng.standard_normal((2, 3)), 3, -1)]
+
+
+@exercise("deformable_conv.integer_shift", cases=_shift_cases(), rtol=1e-12, atol=1e-14)
+def integer_shift(image, dy, dx):
+    """The plane s with conv2d(s, w) == deform_conv2d(image, offsets all (dy, dx), w)
+    (no padding): s[i, j] = image[i + dy, j + dx], 0 where that is outside."""
+    height, width = image.shape
+    padded = np.zeros((height + 2 * abs(dy), width + 2 * abs(dx)))
+    padded[abs(dy):abs(dy) + height, abs(dx):abs(dx) + width] = image
+    return padded[abs(dy) + dy:abs(dy) + dy + height, abs(dx) + dx:abs(dx) + dx + width]

@@ -41,3 +41,24 @@ def dilate_kernel(kernel, dilation):
 def same_padding(kernel_size, dilation):
     """Padding per side that keeps the size at stride 1 (odd kernel)."""
     return dilation * (kernel_size - 1) // 2
+
+
+# --- derivations -----------------------------------------------------------------------
+
+@exercise("dilated_conv.layers_needed",
+          cases=[(3, 3), (4, 3), (7, 3), (8, 3), (63, 3), (64, 3), (100, 3), (1, 3),
+                 (9, 5), (10, 5), (200, 2)])
+def layers_needed(field, kernel_size):
+    """Fewest layers of a stride-1 stack with dilations 1, 2, 4, ... (kernel k) whose
+    receptive field 1 + (k - 1)(2^L - 1) is at least ``field``."""
+    layers = 0
+    while 1 + (kernel_size - 1) * (2 ** layers - 1) < field:
+        layers += 1
+    return layers
+
+
+@exercise("dilated_conv.gridding_fraction", rtol=1e-9)
+def gridding_fraction():
+    """Fraction of the 13 x 13 span of three 3 x 3 layers with dilation 2 that one
+    output depends on: the even offsets -6..6, 7 per axis, so 49 / 169."""
+    return 49 / 169

@@ -48,3 +48,31 @@ def bilinear(image, y, x):
     ly, lx = y - y0, x - x0
     return float((1 - ly) * (1 - lx) * image[y0, x0] + (1 - ly) * lx * image[y0, x1]
                  + ly * (1 - lx) * image[y1, x0] + ly * lx * image[y1, x1])
+
+
+# --- derivations -----------------------------------------------------------------------
+
+@exercise("roi_pooling.align_weights", cases=[
+    (1.25, 2.6, 5, 6), (0.0, 0.0, 5, 6), (3.5, 5.4, 5, 6), (-0.6, 1.5, 5, 6),
+    (4.3, -0.2, 5, 6), (-1.3, 2.0, 5, 6), (2.0, 3.0, 4, 4), (0.5, 0.5, 1, 3)],
+    rtol=1e-9, atol=1e-12)
+def align_weights(y, x, height, width):
+    """The (H, W) weights w with ROI Align's sample at (y, x) equal to
+    (w * image).sum() for every image: torchvision's clamping rule, 0 beyond -1."""
+    weights = np.zeros((height, width))
+    for flat in range(height * width):
+        unit = np.zeros(height * width)
+        unit[flat] = 1.0
+        weights.flat[flat] = bilinear(unit.reshape(height, width), y, x)
+    return weights
+
+
+@exercise("roi_pooling.quantization_shift", cases=[
+    (100.0, 1 / 16), (40.0, 1 / 16), (56.0, 1 / 16), (24.0, 1 / 16), (-8.0, 1 / 16),
+    (37.5, 1 / 8), (130.0, 1 / 32), (3.0, 1.0), (12.0, 0.25)], rtol=1e-12, atol=1e-12)
+def quantization_shift(x1, spatial_scale):
+    """Where ROI pooling's first bin starts minus where the box starts, in input
+    pixels: round(x1 * scale) / scale - x1, with C's rounding (halves away from 0)."""
+    scaled = x1 * spatial_scale
+    rounded = np.sign(scaled) * np.floor(abs(scaled) + 0.5)
+    return float(rounded / spatial_scale - x1)

@@ -1,9 +1,10 @@
 """Drawing helpers shared by the book's chapters.
 
-Requires matplotlib (and ipywidgets for the live controls); ``import fancydl`` does
-not import this package.
+Requires matplotlib (ipywidgets only for the live controls kept for Colab and
+Binder); ``import fancydl`` does not import this package.
 """
 
-from .style import COLORS, CMAPS, show_source
+from .explorer import explore
+from .style import CMAPS, COLORS, show_source
 
-__all__ = ["COLORS", "CMAPS", "show_source"]
+__all__ = ["COLORS", "CMAPS", "explore", "show_source"]

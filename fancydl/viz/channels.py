@@ -9,45 +9,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..channels import grouped_connectivity  # noqa: F401  (re-exported for the chapter)
 from .style import CMAPS, COLORS
 
 __all__ = ["grouped_connectivity", "plot_connectivity", "connectivity_grid",
-           "connectivity_widget", "EDGE_FILTERS", "edge_feature_maps", "plot_gated_maps",
-           "se_widget", "mix_channels", "plot_channel_mix", "channel_mix_grid",
+           "connectivity_figure", "connectivity_widget", "EDGE_FILTERS",
+           "edge_feature_maps", "plot_gated_maps", "se_figure", "se_widget",
+           "mix_channels", "plot_channel_mix", "channel_mix_grid", "channel_mix_figure",
            "channel_mix_widget", "markdown_table"]
 
 
 # --- who sees whom through a stack of grouped layers ---------------------------------
-
-def grouped_connectivity(channels, groups, depth, shuffle):
-    """Which input channels each output channel of a stack of grouped layers depends on.
-
-    The stack has ``depth`` grouped layers of C -> C channels with ``groups`` groups
-    (output channel ``o`` reads the inputs of its own group); with ``shuffle``, a
-    channel shuffle sits between consecutive layers, as in ShuffleNet.
-
-    Parameters
-    ----------
-    channels, groups, depth : int
-        ``groups`` divides ``channels``; ``depth >= 1``.
-    shuffle : bool
-
-    Returns
-    -------
-    ndarray of bool, shape (channels, channels)
-        ``[o, i]`` is True when output channel ``o`` depends on input channel ``i``.
-    """
-    size = channels // groups
-    group_of = np.arange(channels) // size
-    same_group = (group_of[:, None] == group_of[None, :]).astype(np.int64)
-    order = np.arange(channels).reshape(groups, size).T.ravel()  # shuffled[j] = x[order[j]]
-    reach = np.eye(channels, dtype=np.int64)
-    for layer in range(depth):
-        if shuffle and layer > 0:
-            reach = reach[order]
-        reach = np.minimum(same_group @ reach, 1)
-    return reach.astype(bool)
-
 
 def plot_connectivity(ax, reach, groups, title):
     """Draw a connectivity matrix with the group boundaries of the input channels."""
@@ -67,7 +39,7 @@ def connectivity_grid(channels=12, groups=3, depths=(1, 2, 3)):
     """Small multiples: rows without / with shuffle, one column per depth."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, len(depths), figsize=(2.6 * len(depths), 5.4),
+    fig, axes = plt.subplots(2, len(depths), figsize=(2.4 * len(depths), 5.4),
                              squeeze=False)
     for row, shuffle in enumerate((False, True)):
         for col, depth in enumerate(depths):
@@ -75,7 +47,24 @@ def connectivity_grid(channels=12, groups=3, depths=(1, 2, 3)):
             label = "with shuffle" if shuffle else "no shuffle"
             plot_connectivity(axes[row, col], reach, groups,
                               f"{depth} layer(s), {label}\n{reach.mean():.0%} connected")
-    fig.suptitle(f"Who sees whom: {channels} channels, {groups} groups")
+    fig.tight_layout()
+    return fig
+
+
+def connectivity_figure(channels=12, groups=3, depth=2, shuffle=True):
+    """A new figure with one connectivity matrix (for :func:`fancydl.viz.explore`).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 4))
+    reach = grouped_connectivity(channels, groups, depth, shuffle)
+    label = "with shuffle" if shuffle else "no shuffle"
+    plot_connectivity(ax, reach, groups, f"{channels} channels, {groups} groups, "
+                      f"depth {depth},\n{label}: {reach.mean():.0%} connected")
     fig.tight_layout()
     return fig
 
@@ -86,10 +75,7 @@ def connectivity_widget():
     import matplotlib.pyplot as plt
 
     def draw(per_group=4, groups=3, depth=2, shuffle=True):
-        fig, ax = plt.subplots(figsize=(4, 4))
-        reach = grouped_connectivity(per_group * groups, groups, depth, shuffle)
-        plot_connectivity(ax, reach, groups, f"{per_group * groups} channels, {groups} "
-                          f"groups, depth {depth}: {reach.mean():.0%} connected")
+        connectivity_figure(per_group * groups, groups, depth, shuffle)
         plt.show()
 
     return widgets.interactive(
@@ -138,7 +124,7 @@ def plot_gated_maps(maps, scale, title, axes=None):
 
     names = list(EDGE_FILTERS)
     if axes is None:
-        _, axes = plt.subplots(1, len(names), figsize=(2.4 * len(names), 2.6))
+        _, axes = plt.subplots(1, len(names), figsize=(1.8 * len(names), 2.4))
     for c, ax in enumerate(axes):
         vmax = float(maps[0, c].max()) or 1.0
         ax.imshow(maps[0, c] * scale[0, c, 0, 0], cmap=CMAPS["output"], vmin=0, vmax=vmax)
@@ -147,6 +133,38 @@ def plot_gated_maps(maps, scale, title, axes=None):
         ax.set_yticks([])
     axes[0].set_ylabel(title)
     return axes
+
+
+def se_figure(maps, weights, name, temperature=1.0):
+    """A new figure: one image's gated feature maps, SE weights times ``temperature``.
+
+    Parameters
+    ----------
+    maps : ndarray of shape (1, 4, H, W)
+        From :func:`edge_feature_maps`.
+    weights : tuple (w1, b1, w2, b2) for 4 channels
+    name : str
+        Row label.
+    temperature : float
+        Multiplies ``w2`` and ``b2``: 0 gives every channel the weight 0.5.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    import fancydl
+
+    w1, b1, w2, b2 = weights
+    scale = fancydl.squeeze_excitation_scale(maps, w1, b1, w2 * temperature,
+                                             b2 * temperature)
+    fig, axes = plt.subplots(2, 2, figsize=(4.0, 4.3))
+    plot_gated_maps(maps, scale, name, axes=axes.ravel())
+    for ax in axes[:, 0]:
+        ax.set_ylabel(name)
+    fig.tight_layout()
+    return fig
 
 
 def se_widget(images, weights):
@@ -160,15 +178,10 @@ def se_widget(images, weights):
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
 
-    import fancydl
-
     maps = {name: edge_feature_maps(img) for name, img in images.items()}
 
     def draw(image=next(iter(images)), temperature=1.0):
-        w1, b1, w2, b2 = weights
-        scale = fancydl.squeeze_excitation_scale(maps[image], w1, b1,
-                                                 w2 * temperature, b2 * temperature)
-        plot_gated_maps(maps[image], scale, image)
+        se_figure(maps[image], weights, image, temperature)
         plt.show()
 
     return widgets.interactive(
@@ -212,14 +225,31 @@ def plot_channel_mix(ax, image, weights, bias=0.0, relu=False):
 
 
 def channel_mix_grid(image, presets):
-    """Small multiples of :func:`mix_channels` for a list of (weights, bias, relu)."""
+    """Small multiples of :func:`mix_channels` for a list of (weights, bias, relu),
+    two per row."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(presets), figsize=(2.8 * len(presets), 3.0))
-    for ax, (weights, bias, relu) in zip(np.atleast_1d(axes), presets):
+    rows = -(-len(presets) // 2)
+    fig, axes = plt.subplots(rows, 2, figsize=(6.0, 3.3 * rows), squeeze=False)
+    for ax, (weights, bias, relu) in zip(axes.ravel(), presets):
         plot_channel_mix(ax, image, weights, bias, relu)
-    fig.suptitle("One 1×1 convolution, RGB → 1 channel, per pixel "
-                 "(colour map: red positive, blue negative)")
+    for ax in axes.ravel()[len(presets):]:
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+def channel_mix_figure(image, weights, bias=0.0, relu=False):
+    """A new figure with one :func:`plot_channel_mix` (for :func:`fancydl.viz.explore`).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 4.2))
+    plot_channel_mix(ax, image, weights, bias, relu)
     fig.tight_layout()
     return fig
 
@@ -230,8 +260,7 @@ def channel_mix_widget(image):
     import matplotlib.pyplot as plt
 
     def draw(red=1.0, green=-1.0, blue=0.0, bias=0.0, relu=False):
-        fig, ax = plt.subplots(figsize=(4, 4))
-        plot_channel_mix(ax, image, (red, green, blue), bias, relu)
+        channel_mix_figure(image, (red, green, blue), bias, relu)
         plt.show()
 
     sliders = {name: widgets.FloatSlider(value=value, min=-2, max=2, step=0.1,

@@ -30,7 +30,8 @@ from .style import COLORS
 
 __all__ = ["ConvGeometry", "conv_geometry", "draw_conv_step", "conv_arithmetic_animation",
            "conv_arithmetic_widget", "draw_sliding_product", "sliding_product_animation",
-           "sliding_product_widget", "PADDING", "INPUT", "INSERTED_ZERO"]
+           "sliding_product_widget", "animation_html", "conv_arithmetic_figure",
+           "sliding_product_figure", "PADDING", "INPUT", "INSERTED_ZERO"]
 
 #: Kinds of cells in the drawn input grid.
 PADDING, INPUT, INSERTED_ZERO = 0, 1, 2
@@ -256,17 +257,43 @@ def draw_conv_step(axes, geometry, step):
     _frame_axes(ax_out, geometry.output_size, f"output, cell ({out_row}, {out_col})")
 
 
-def _figure(geometry, scale=0.32):
+def _figure(geometry, scale=0.3):
     import matplotlib.pyplot as plt
     in_shape, out_shape = geometry.grid_kinds.shape, geometry.output_size
     height = max(in_shape[0], out_shape[0]) * scale + 1.1
-    width = max((in_shape[1] + out_shape[1]) * scale + 1.2, 4.2)
+    width = min(max((in_shape[1] + out_shape[1]) * scale + 1.2, 4.6), 7.2)
     fig, axes = plt.subplots(1, 2, figsize=(width, height),
                              gridspec_kw={"width_ratios": [in_shape[1], out_shape[1]]})
-    fig.suptitle(geometry.caption(), fontsize=8)
+    fig.suptitle(geometry.caption(), fontsize=9)
     fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1 - 0.75 / height,
                         wspace=0.1)
     return fig, axes
+
+
+def conv_arithmetic_figure(input_size=5, kernel_size=3, stride=1, padding=0, dilation=1,
+                           transposed=False, output_padding=0, step=None, figsize=None):
+    """A new figure with output cell number ``step`` (row-major) being computed.
+
+    Parameters are those of :func:`conv_geometry`; this is one frame of
+    :func:`conv_arithmetic_animation`, for :func:`fancydl.viz.explore`. ``step=None``
+    picks the centre output cell; ``figsize`` (inches) fixes the figure's size, so
+    that all the images of an explorer have the same.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    geometry = conv_geometry(input_size, kernel_size, stride, padding, dilation, transposed,
+                             output_padding)
+    fig, axes = _figure(geometry)
+    if figsize is not None:
+        fig.set_size_inches(*figsize)
+        fig.subplots_adjust(top=1 - 0.75 / figsize[1])
+    if step is None:
+        rows, cols = geometry.output_size
+        step = (rows // 2) * cols + cols // 2
+    draw_conv_step(axes, geometry, step)
+    return fig
 
 
 def _frame_steps(n_outputs, max_frames):
@@ -277,7 +304,7 @@ def _frame_steps(n_outputs, max_frames):
 
 
 def conv_arithmetic_animation(input_size=5, kernel_size=3, stride=1, padding=0, dilation=1,
-                              transposed=False, output_padding=0, max_frames=30, dpi=60,
+                              transposed=False, output_padding=0, max_frames=30, dpi=80,
                               interval=400):
     """A matplotlib animation of the kernel sliding over the input, one output per frame.
 
@@ -287,8 +314,8 @@ def conv_arithmetic_animation(input_size=5, kernel_size=3, stride=1, padding=0, 
     Returns
     -------
     matplotlib.animation.FuncAnimation
-        Display it with ``IPython.display.HTML(animation.to_jshtml())``; its figure is
-        closed, so it is not drawn a second time.
+        Display it with :func:`animation_html` (it fits a phone-width column); its
+        figure is closed, so it is not drawn a second time.
     """
     import matplotlib.pyplot as plt
     from matplotlib.animation import FuncAnimation
@@ -392,14 +419,18 @@ def draw_sliding_product(ax_signal, ax_output, signal, kernel, position, flip=Tr
     ax_signal.axvspan(window[0] - 0.5, window[-1] + 0.5, color=COLORS["kernel"], alpha=0.15)
     ax_signal.vlines(np.arange(n_signal), 0, signal, color=COLORS["input"], lw=2)
     ax_signal.plot(np.arange(n_signal), signal, "o", color=COLORS["input"], ms=4,
-                   label="signal x")
+                   label="x")
     ax_signal.plot(window, laid, "s", color=COLORS["kernel"], ms=6,
-                   label="kernel, reversed" if flip else "kernel, as is")
+                   label="kernel, flipped" if flip else "kernel")
     ax_signal.set_xlim(*span)
+    low = min(signal.min(), laid.min(), 0.0)
+    high = max(signal.max(), laid.max(), 0.0)
+    ax_signal.set_ylim(low - 0.15 * (high - low), high + 0.8 * (high - low))
     ax_signal.axhline(0, color="black", lw=0.5)
-    ax_signal.legend(fontsize=7, loc="upper right")
-    name = "convolution" if flip else "cross-correlation"
-    ax_signal.set_title(f"{name}: output[{position}] = Σ products = {products.sum():.2f}",
+    ax_signal.legend(fontsize=9, loc="upper right", ncol=2, handletextpad=0.2,
+                     columnspacing=0.8)
+    name = "convolution" if flip else "correlation"
+    ax_signal.set_title(f"{name}: y[{position}] = Σ products = {products.sum():.2f}",
                         fontsize=9)
     done = np.arange(position + 1)
     ax_output.vlines(done, 0, full[:position + 1], color=COLORS["output"], lw=2)
@@ -408,26 +439,26 @@ def draw_sliding_product(ax_signal, ax_output, signal, kernel, position, flip=Tr
     limit = 1.1 * max(np.abs(full).max(), 1e-12)
     ax_output.set_ylim(-limit, limit)
     ax_output.axhline(0, color="black", lw=0.5)
-    ax_output.set_xlabel("index n (output n sits under its window's last sample)")
+    ax_output.set_xlabel("index n (under its window's last sample)")
     ax_output.set_ylabel("output")
 
 
 def _sliding_figure(columns):
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(2, columns, figsize=(4.2 * columns, 3.6), sharex=True,
+    fig, axes = plt.subplots(2, columns, figsize=(3.6 * columns, 3.8), sharex=True,
                              squeeze=False)
-    fig.subplots_adjust(hspace=0.35, wspace=0.25, left=0.08, right=0.98, top=0.9,
-                        bottom=0.14)
+    fig.subplots_adjust(hspace=0.35, wspace=0.3, left=0.1, right=0.98, top=0.91,
+                        bottom=0.13)
     return fig, axes
 
 
-def sliding_product_animation(signal, kernel, max_frames=30, dpi=60, interval=500):
+def sliding_product_animation(signal, kernel, max_frames=30, dpi=80, interval=500):
     """Convolution (left) and correlation (right) of a 1-D signal, one output per frame.
 
     Returns
     -------
     matplotlib.animation.FuncAnimation
-        Its figure is closed; show it with ``HTML(animation.to_jshtml())``.
+        Its figure is closed; show it with :func:`animation_html`.
     """
     import matplotlib.pyplot as plt
     from matplotlib.animation import FuncAnimation
@@ -446,17 +477,95 @@ def sliding_product_animation(signal, kernel, max_frames=30, dpi=60, interval=50
     return animation
 
 
+def sliding_product_figure(signal, kernel, position, flip=True):
+    """A new figure with one step of :func:`draw_sliding_product` (signal on top).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig, axes = _sliding_figure(1)
+    fig.set_size_inches(5.0, 3.8)
+    draw_sliding_product(axes[0, 0], axes[1, 0], signal, kernel, position, flip)
+    return fig
+
+
 def sliding_product_widget(signal, kernel):
     """A live control: slide the kernel (position slider) with the flip on or off."""
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
 
     def show(position, flip):
-        fig, axes = _sliding_figure(1)
-        draw_sliding_product(axes[0, 0], axes[1, 0], signal, kernel, position, flip)
+        sliding_product_figure(signal, kernel, position, flip)
         plt.show()
 
     last = len(signal) + len(kernel) - 2
     return widgets.interactive(
         show, position=widgets.IntSlider(value=0, min=0, max=last, description="output n"),
         flip=widgets.Checkbox(value=True, description="flip (convolution)"))
+
+
+# --- animations that fit the page ---------------------------------------------------------
+
+#: Matplotlib's player icons (Font Awesome classes) as plain characters, so that the
+#: buttons need no icon font (``\ufe0e`` asks for the text form, never an emoji).
+_BUTTON_TEXT = {"fa-minus": "\u2212", "fa-fast-backward": "\u21e4",
+                "fa-step-backward": "\u2039", "fa-play fa-flip-horizontal": "\u25c0\ufe0e",
+                "fa-pause": "\u275a\u275a", "fa-play": "\u25b6\ufe0e",
+                "fa-step-forward": "\u203a", "fa-fast-forward": "\u21e5", "fa-plus": "+"}
+
+#: Overrides of matplotlib's player style, scoped to our wrapper: the frame and the
+#: slider shrink with the column and the buttons wrap, so nothing overflows a phone.
+_FIT_STYLE = """<style>
+.fancydl-animation {max-width: 100%;}
+.fancydl-animation .animation {display: block; max-width: 100%;}
+.fancydl-animation .animation img {max-width: 100%; height: auto;}
+.fancydl-animation input[type=range].anim-slider {width: 100%; max-width: 374px;
+  box-sizing: border-box;}
+.fancydl-animation .anim-buttons {display: flex; flex-wrap: wrap;
+  justify-content: center; gap: 2px;}
+.fancydl-animation .anim-buttons button {width: 32px; height: 28px;
+  font-size: 15px; line-height: 1;}
+.fancydl-animation .anim-state {display: flex; flex-wrap: wrap;
+  justify-content: center; gap: 4px;}
+</style>"""
+
+
+def animation_html(animation, default_mode="loop", alt=None):
+    """A matplotlib animation as a self-contained player that fits any column.
+
+    ``animation.to_jshtml()`` with three changes: the frame, the slider and the
+    buttons shrink or wrap to the column (a 390 px phone included), the buttons show
+    plain characters instead of icons from a web font (no request leaves the page),
+    and the player loops by default. ``alt`` becomes the frame's alt text.
+
+    Parameters
+    ----------
+    animation : matplotlib.animation.Animation
+    default_mode : {"loop", "once", "reflect"}
+    alt : str, optional
+        What the animation shows, for a reader who cannot see it.
+
+    Returns
+    -------
+    IPython.display.HTML
+    """
+    import html as html_module
+    import re
+
+    from IPython.display import HTML
+
+    if default_mode not in ("loop", "once", "reflect"):
+        raise ValueError("animation_html: default_mode must be 'loop', 'once' or "
+                         f"'reflect', got {default_mode!r}")
+    html = animation.to_jshtml(default_mode=default_mode)
+    html = re.sub(r"<link[^>]*font-awesome[^>]*>", "", html)
+    for icon, text in _BUTTON_TEXT.items():
+        html = html.replace(f'<i class="fa {icon}"></i>', text)
+    if "<i class=\"fa " in html:
+        raise RuntimeError("animation_html: matplotlib's player has an icon this "
+                           "function does not know")
+    if alt is not None:
+        escaped = html_module.escape(alt, quote=True)
+        html = html.replace('<img id="_anim_img', f'<img alt="{escaped}" id="_anim_img', 1)
+    return HTML(f'<div class="fancydl-animation">{_FIT_STYLE}{html}</div>')

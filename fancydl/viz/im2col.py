@@ -11,11 +11,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from ..conv import im2col
+from .. import im2col
 from ..windows import conv_output_size
 from .style import COLORS
 
-__all__ = ["labelled_image", "draw_im2col", "im2col_small_multiples", "im2col_widget"]
+__all__ = ["labelled_image", "draw_im2col", "im2col_widget"]
 
 
 def labelled_image(channels, height, width):
@@ -33,7 +33,7 @@ def _cell_text(value):
     return "·" if value == 0 else f"{int(value)}"
 
 
-def _draw_grid(ax, labels, fill, title, fontsize=8):
+def _draw_grid(ax, labels, fill, title, fontsize=9):
     """Draw a grid of labelled cells; ``fill`` gives each cell's face colour."""
     rows, cols = labels.shape
     for r in range(rows):
@@ -47,13 +47,42 @@ def _draw_grid(ax, labels, fill, title, fontsize=8):
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(title, fontsize=9)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_title(title, fontsize=10)
+
+
+def _stacked_axes(channels, padded_shape, matrix_shape, width=7.2, height=5.4):
+    """Axes in inches: the input channels side by side on top, the matrix below.
+
+    Cells have one size everywhere (at most 0.36 in), chosen so that everything fits
+    a ``width`` × ``height`` figure: the book's column, a phone's screen.
+    """
+    (hp, wp), (rows, cols) = padded_shape, matrix_shape
+    margin, gap, title, top = 0.15, 0.4, 0.4, 0.55
+    cell = min(0.36, (width - 2 * margin) / cols,
+               (width - 2 * margin - gap * (channels - 1)) / (channels * wp),
+               (height - top - 2 * title - margin) / (hp + rows))
+    fig = plt.figure(figsize=(width, height))
+    row_width = channels * wp * cell + gap * (channels - 1)
+    left = (width - row_width) / 2
+    bottom = height - top - title - hp * cell
+    axes = []
+    for c in range(channels):
+        x0 = left + c * (wp * cell + gap)
+        axes.append(fig.add_axes([x0 / width, bottom / height, wp * cell / width,
+                                  hp * cell / height]))
+    matrix_bottom = bottom - title - rows * cell
+    axes.append(fig.add_axes([(width - cols * cell) / 2 / width, matrix_bottom / height,
+                              cols * cell / width, rows * cell / height]))
+    return fig, axes
 
 
 def draw_im2col(column, channels=2, input_size=(4, 4), kernel_size=(2, 2), stride=1,
                 padding=0, dilation=1, axes=None):
-    """Draw the padded input (one panel per channel) and its im2col matrix, with the
-    window of output position ``column`` and the matrix column it becomes highlighted.
+    """Draw the padded input (one panel per channel) and its im2col matrix below, with
+    the window of output position ``column`` and the matrix column it becomes
+    highlighted.
 
     Parameters
     ----------
@@ -63,6 +92,7 @@ def draw_im2col(column, channels=2, input_size=(4, 4), kernel_size=(2, 2), strid
     input_size, kernel_size : (int, int)
     stride, padding, dilation : int
     axes : sequence of ``channels + 1`` matplotlib Axes, optional
+        By default a new 7.2 × 5.4 in figure (the book's column width).
 
     Returns
     -------
@@ -78,10 +108,7 @@ def draw_im2col(column, channels=2, input_size=(4, 4), kernel_size=(2, 2), strid
     padded = np.pad(image[0], ((0, 0), (padding, padding), (padding, padding)))
     cols = im2col(image, kernel_size, dilation=dilation, padding=padding, stride=stride)[0]
     if axes is None:
-        fig, axes = plt.subplots(1, channels + 1, figsize=(2.2 * channels + 0.35 * oh * ow
-                                                           + 1.5, 3.2),
-                                 gridspec_kw={"width_ratios": [padded.shape[2]] * channels
-                                              + [cols.shape[1]]})
+        _, axes = _stacked_axes(channels, padded.shape[1:], cols.shape)
     fig = axes[0].figure
     window_rows = {h_out * stride + i * dilation for i in range(kh)}
     window_cols = {w_out * stride + j * dilation for j in range(kw)}
@@ -93,27 +120,10 @@ def draw_im2col(column, channels=2, input_size=(4, 4), kernel_size=(2, 2), strid
     fill = [[COLORS["kernel"] if q == column else "#C6D4EA" for q in range(cols.shape[1])]
             for _ in range(cols.shape[0])]
     _draw_grid(axes[-1], cols, fill,
-               f"im2col matrix ({cols.shape[0]} × {cols.shape[1]})", fontsize=7)
-    fig.suptitle(f"output position ({h_out}, {w_out}) = column {column}; "
-                 f"kernel {kh}×{kw}, stride {stride}, padding {padding}, dilation {dilation}",
-                 fontsize=10, y=1.0)
-    return fig
-
-
-def im2col_small_multiples(columns=(0, 1, 3, 8), **kwargs):
-    """Static twin of :func:`im2col_widget`: one row of panels per output position.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    channels = kwargs.get("channels", 2)
-    fig = plt.figure(figsize=(10, 2.6 * len(columns)))
-    subfigs = fig.subfigures(len(columns), 1)
-    for subfig, column in zip(np.atleast_1d(subfigs), columns):
-        axes = subfig.subplots(1, channels + 1, gridspec_kw={"width_ratios": [1] * channels
-                                                             + [3]})
-        draw_im2col(column, axes=axes, **kwargs)
+               f"im2col matrix ({cols.shape[0]} × {cols.shape[1]}): column {column}")
+    fig.suptitle(f"output position ({h_out}, {w_out}) = column {column}\n"
+                 f"kernel {kh}×{kw}, stride {stride}, padding {padding}, "
+                 f"dilation {dilation}", fontsize=10, y=0.99)
     return fig
 
 
@@ -123,6 +133,8 @@ def im2col_widget():
     Returns
     -------
     ipywidgets.interactive
+        The live version kept for Colab and Binder; the book shows
+        :func:`fancydl.viz.explore` over :func:`draw_im2col` instead.
     """
     import ipywidgets as widgets
 

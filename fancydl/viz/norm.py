@@ -1,6 +1,6 @@
 """Figures and widgets of the batch-normalization chapter.
 
-* :func:`batch_statistics` / :func:`plot_batch_statistics` / :func:`batch_size_widget`:
+* :func:`batch_statistics` / :func:`draw_batch_statistics` / :func:`batch_size_widget`:
   how far the mean and variance of one batch fall from the population's, per batch size.
 * :func:`draw_computation_graph`: batch normalization's computation graph, the map of
   its backward derivation.
@@ -14,7 +14,7 @@ import numpy as np
 
 from .style import COLORS
 
-__all__ = ["batch_statistics", "plot_batch_statistics", "batch_size_widget",
+__all__ = ["batch_statistics", "draw_batch_statistics", "batch_size_widget",
            "draw_computation_graph", "statistics_group", "plot_normalization_family"]
 
 
@@ -57,12 +57,21 @@ def _ranges(population):
     return (mean - 2.5 * std, mean + 2.5 * std), (0.0, 3.0 * var)
 
 
-def plot_batch_statistics(population, batch_sizes, n_batches=2000, seed=0):
-    """Small multiples: histograms of batch means (top) and variances (bottom).
+def draw_batch_statistics(population, batch_size, n_batches=2000, seed=0):
+    """Histograms of the means (left) and variances (right) of random batches.
 
     The red line is the population's value; the spread of each histogram shrinks like
     ``1 / sqrt(batch_size)``, and small batches underestimate the variance (the biased
-    estimator's mean is ``(m - 1) / m`` times the population variance).
+    estimator's mean is ``(m - 1) / m`` times the population variance). The axes are
+    the same for every batch size, so states of an explorer compare directly.
+
+    Parameters
+    ----------
+    population : ndarray of shape (P,)
+    batch_size : int
+    n_batches : int
+    seed : int
+        Seed of the batches drawn (the same for every batch size).
 
     Returns
     -------
@@ -71,13 +80,9 @@ def plot_batch_statistics(population, batch_sizes, n_batches=2000, seed=0):
     import matplotlib.pyplot as plt
 
     rng = np.random.default_rng(seed)
-    fig, axes = plt.subplots(2, len(batch_sizes), figsize=(2.6 * len(batch_sizes), 4.4),
-                             constrained_layout=True)
-    for column, batch_size in enumerate(batch_sizes):
-        _histograms(axes[:, column], population, batch_size, n_batches, rng,
-                    _ranges(population))
-    fig.suptitle("Batch statistics estimate the population's (red): larger batches, "
-                 "tighter estimates")
+    fig, axes = plt.subplots(1, 2, figsize=(7, 2.8), constrained_layout=True)
+    _histograms(axes, population, batch_size, n_batches, rng, _ranges(population))
+    axes[1].set_title("population value in red")
     return fig
 
 
@@ -92,9 +97,7 @@ def batch_size_widget(population, n_batches=2000, seed=0):
     import matplotlib.pyplot as plt
 
     def show(batch_size):
-        rng = np.random.default_rng(seed)
-        fig, axes = plt.subplots(1, 2, figsize=(8, 2.8), constrained_layout=True)
-        _histograms(axes, population, batch_size, n_batches, rng, _ranges(population))
+        draw_batch_statistics(population, batch_size, n_batches, seed)
         plt.show()
 
     slider = ipywidgets.SelectionSlider(options=[2, 4, 8, 16, 32, 64, 128, 256], value=8,
@@ -130,7 +133,7 @@ def draw_computation_graph(ax=None):
     import matplotlib.pyplot as plt
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(9, 3.2))
+        _, ax = plt.subplots(figsize=(7.5, 2.9))
     for start, end, label, (label_x, label_y) in _GRAPH_EDGES:
         (x0, y0, _), (x1, y1, _) = _GRAPH_NODES[start], _GRAPH_NODES[end]
         bend = 0.25 if (start, end) == ("x", "σ²") else 0.0
@@ -191,9 +194,13 @@ def plot_normalization_family(groups, index):
     from matplotlib.colors import ListedColormap
 
     cmap = ListedColormap(["#E8E8E8", COLORS["input"], COLORS["highlight"]])
-    fig, axes = plt.subplots(1, len(groups), figsize=(3.3 * len(groups), 2.8),
-                             constrained_layout=True)
-    for ax, (name, mask) in zip(np.atleast_1d(axes), groups.items()):
+    columns = min(2, len(groups))  # two panels a row: legible in the book's column
+    rows = -(-len(groups) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(7.5, 2.8 * rows),
+                             constrained_layout=True, squeeze=False)
+    for ax in axes.flat[len(groups):]:
+        ax.axis("off")
+    for ax, (name, mask) in zip(axes.flat, groups.items()):
         n, c, s = mask.shape
         codes = mask.astype(int)
         codes[index] = 2

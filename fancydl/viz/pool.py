@@ -1,7 +1,8 @@
 """Figures and live controls of the three pooling chapters.
 
-Each drawing function serves both a live widget and its static twin (small multiples),
-so the two always show the same thing. Colours: input blue, output green, gradient
+Each drawing function serves both a live widget (for Colab and Binder) and the
+precomputed explorer of the book (:func:`fancydl.viz.explore`), so the two always show
+the same thing. Colours: input blue, output green, gradient
 purple (see :mod:`fancydl.viz.style`).
 """
 
@@ -37,7 +38,7 @@ def draw_grid(ax, values, cmap, title, fmt="{:g}", vmin=None, vmax=None, outline
     hi = np.nanmax(values) if vmax is None else vmax
     for (r, c), v in np.ndenumerate(values):
         dark = hi > lo and (v - lo) / (hi - lo) > 0.6
-        ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=8,
+        ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=9,
                 color="white" if dark else "black")
     if outline is not None:
         for r, c in zip(*np.nonzero(outline)):
@@ -90,6 +91,21 @@ def draw_pooling_routing(axes, x, mode="max", kernel_size=2, stride=None, paddin
               vmin=-limit, vmax=limit)
 
 
+def draw_pooling_figure(x, mode="max", kernel_size=2, stride=2, padding=0):
+    """The three panels of :func:`draw_pooling_routing` as one figure, one row.
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.9))
+    draw_pooling_routing(axes, x, mode, kernel_size, stride, padding)
+    fig.tight_layout()
+    return fig
+
+
 def pooling_widget(x):
     """Live control: pooling mode, kernel, stride and padding on the plane ``x``."""
     import ipywidgets as widgets
@@ -100,9 +116,7 @@ def pooling_widget(x):
             print(f"padding {padding} > kernel_size // 2 = {kernel_size // 2}: "
                   "PyTorch refuses this (so does fancydl)")
             return
-        fig, axes = plt.subplots(1, 3, figsize=(11, 3.8))
-        draw_pooling_routing(axes, x, mode, kernel_size, stride, padding)
-        fig.tight_layout()
+        draw_pooling_figure(x, mode, kernel_size, stride, padding)
         plt.show()
 
     return widgets.interactive(
@@ -194,7 +208,30 @@ def draw_stochastic_region(axes, values, n_samples, rng):
     axes[1].set_xlabel("element $i$")
     axes[1].set_ylim(0, 1)
     axes[1].set_title(f"test output $\\sum a^2/\\sum a$ = {test:.3f}", fontsize=10)
-    axes[1].legend(fontsize=8, loc="upper left")
+    axes[1].legend(fontsize=9, loc="upper left")
+
+
+def draw_stochastic_figure(values, n_samples, seed=0):
+    """The two panels of :func:`draw_stochastic_region` as one figure.
+
+    Parameters
+    ----------
+    values : ndarray of shape (kH, kW), non-negative
+    n_samples : int
+    seed : int
+        Seed of the draws.
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.2),
+                             gridspec_kw={"width_ratios": [1, 2]})
+    draw_stochastic_region(axes, values, n_samples, np.random.default_rng(seed))
+    fig.tight_layout()
+    return fig
 
 
 def stochastic_widget(seed=0):
@@ -203,11 +240,7 @@ def stochastic_widget(seed=0):
     import matplotlib.pyplot as plt
 
     def show(a00=1.0, a01=2.0, a10=0.0, a11=4.0, n_samples=200):
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.4),
-                                 gridspec_kw={"width_ratios": [1, 2]})
-        draw_stochastic_region(axes, np.array([[a00, a01], [a10, a11]]), n_samples,
-                               np.random.default_rng(seed))
-        fig.tight_layout()
+        draw_stochastic_figure(np.array([[a00, a01], [a10, a11]]), n_samples, seed)
         plt.show()
 
     value = dict(min=0.0, max=5.0, step=0.25)
@@ -241,13 +274,12 @@ def draw_roi_outputs(axes, image, box, output_size=7):
     output_size : int
     """
     x = image[None, None]
-    rois = np.array([[0.0, *box]])
-    pooled = roi_pool(x, rois, output_size)[0, 0]
-    aligned = roi_align(x, rois, output_size, sampling_ratio=2, aligned=True)[0, 0]
+    pooled = _roi_output(x, box, "roi_pool", output_size)
+    aligned = _roi_output(x, box, "roi_align", output_size)
     axes[0].imshow(image, cmap=CMAPS["image"])
     draw_box(axes[0], box, COLORS["highlight"])
-    axes[0].set_title("box (x1, y1, x2, y2) = (" + ", ".join(f"{v:.1f}" for v in box) + ")",
-                      fontsize=9)
+    axes[0].set_title("box (x1, y1, x2, y2) =\n(" + ", ".join(f"{v:.1f}" for v in box)
+                      + ")", fontsize=9)
     for ax, values, title in ((axes[1], pooled, "roi_pool"),
                               (axes[2], aligned, "roi_align (aligned, ratio 2)")):
         ax.imshow(values, cmap=CMAPS["output"], vmin=image.min(), vmax=image.max())
@@ -255,6 +287,49 @@ def draw_roi_outputs(axes, image, box, output_size=7):
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
+
+
+def draw_roi_figure(image, box, reference_box=None, output_size=7):
+    """The panels of :func:`draw_roi_outputs` as one figure, with their changes.
+
+    Parameters
+    ----------
+    image : ndarray of shape (H, W), float64
+    box : (x1, y1, x2, y2)
+    reference_box : (x1, y1, x2, y2), optional
+        When given, a second row shows how much each output differs from the output
+        for this box (diverging colours, the largest change in the title).
+    output_size : int
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    import matplotlib.pyplot as plt
+
+    rows = 1 if reference_box is None else 2
+    fig, axes = plt.subplots(rows, 3, figsize=(7.5, 2.9 * rows), squeeze=False)
+    draw_roi_outputs(axes[0], image, box, output_size)
+    if reference_box is not None:
+        x = image[None, None]
+        axes[1, 0].axis("off")
+        for ax, name in zip(axes[1, 1:], ("roi_pool", "roi_align")):
+            change = _roi_output(x, box, name, output_size) - _roi_output(
+                x, reference_box, name, output_size)
+            ax.imshow(change, cmap=CMAPS["gradient"], vmin=-0.2, vmax=0.2)
+            ax.set_title(f"change from the first box:\nmax |Δ| = {np.abs(change).max():.3f}",
+                         fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def _roi_output(x, box, name, output_size):
+    rois = np.array([[0.0, *box]])
+    if name == "roi_pool":
+        return roi_pool(x, rois, output_size)[0, 0]
+    return roi_align(x, rois, output_size, sampling_ratio=2, aligned=True)[0, 0]
 
 
 def roi_widget(image, output_size=7):
@@ -265,9 +340,7 @@ def roi_widget(image, output_size=7):
     h, w = image.shape
 
     def show(x1=10.0, y1=10.0, width=20.0, height=20.0):
-        fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
-        draw_roi_outputs(axes, image, (x1, y1, x1 + width, y1 + height), output_size)
-        fig.tight_layout()
+        draw_roi_figure(image, (x1, y1, x1 + width, y1 + height), None, output_size)
         plt.show()
 
     step = dict(step=0.1, readout_format=".1f")

@@ -2,8 +2,8 @@
 
 One function, :func:`restore_all`, computes what every figure shows (the noisy blurred
 image, its Wiener and Richardson-Lucy restorations and their PSNRs), and one,
-:func:`draw_restorations`, draws it; the live widget and its static twin both call
-them, so they always agree.
+:func:`draw_restorations`, draws it; the live widget (for Colab and Binder) and the
+book's precomputed explorer both call them, so they always agree.
 """
 
 from __future__ import annotations
@@ -97,13 +97,15 @@ def draw_restorations(axes, results, balance, num_iter):
               "richardson_lucy": f"Richardson-Lucy, {num_iter} it"}
     for ax, (name, title) in zip(axes, titles.items()):
         ax.imshow(np.clip(results[name], 0, 1), cmap=CMAPS["image"], vmin=0, vmax=1)
-        ax.set_title(f"{title}\nPSNR {results['psnr_' + name]:.1f} dB", fontsize=9)
+        ax.set_title(f"{title}\nPSNR {results['psnr_' + name]:.1f} dB", fontsize=11)
         ax.set_xticks([])
         ax.set_yticks([])
 
 
-def restoration_small_multiples(scene, psf, sigmas, balance, num_iter):
-    """Static twin of the widget: one row per noise level.
+def draw_restoration_figure(scene, psf, sigma, balance, num_iter):
+    """Noisy input, Wiener and Richardson-Lucy restorations in one row.
+
+    Parameters are those of :func:`restore_all`.
 
     Returns
     -------
@@ -111,13 +113,9 @@ def restoration_small_multiples(scene, psf, sigmas, balance, num_iter):
     """
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(sigmas), 3, figsize=(7.5, 2.6 * len(sigmas)))
-    for row, sigma in zip(np.atleast_2d(axes), sigmas):
-        draw_restorations(row, restore_all(scene, psf, sigma, balance, num_iter),
-                          balance, num_iter)
-        row[0].set_ylabel(f"noise σ = {sigma:g}")
-    fig.suptitle("More noise needs more regularization: the fixed balance and iteration "
-                 "count are right for one noise level only", fontsize=10)
+    fig, axes = plt.subplots(1, 3, figsize=(7.5, 3.0))
+    draw_restorations(axes, restore_all(scene, psf, sigma, balance, num_iter),
+                      balance, num_iter)
     fig.tight_layout()
     return fig
 
@@ -139,10 +137,7 @@ def restoration_widget(scene, psf):
     num_iter = widgets.IntSlider(value=20, min=1, max=200, step=1, description="RL iter")
 
     def show(sigma, balance, num_iter):
-        fig, axes = plt.subplots(1, 3, figsize=(9, 3.4))
-        draw_restorations(axes, restore_all(scene, psf, sigma, balance, num_iter),
-                          balance, num_iter)
-        fig.tight_layout()
+        draw_restoration_figure(scene, psf, sigma, balance, num_iter)
         plt.show()
 
     return widgets.interactive(show, sigma=sigma, balance=balance, num_iter=num_iter)
@@ -191,4 +186,4 @@ def plot_noise_amplification(ax_transfer, ax_spectra, scene, psf, noise):
     ax_spectra.set_xlabel("frequency radius (cycles per image)")
     ax_spectra.set_ylabel("mean power")
     ax_spectra.set_title("Noise divided by |H| swamps the scene", fontsize=10)
-    ax_spectra.legend(fontsize=8)
+    ax_spectra.legend(fontsize=9)

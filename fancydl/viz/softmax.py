@@ -1,7 +1,8 @@
 """Figures and the live control of the softmax chapter.
 
-One drawing function, :func:`draw_softmax_panel`, serves both the live widget and its
-static twin, so the two always show the same thing.
+One drawing function, :func:`draw_softmax_figure`, serves both the live widget (for
+Colab and Binder) and the precomputed explorer of the book, so the two always show the
+same thing.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def softmax_summary(logits, temperature, target):
     return softmax(logits / temperature, 0), float(loss), gradient
 
 
-def draw_softmax_panel(ax, logits, temperature, target, ylim=(-1.05, 1.05)):
+def draw_softmax_panel(ax, logits, temperature, target, ylim=None):
     """Bars of softmax probabilities and of the loss gradient for one example.
 
     Parameters
@@ -47,7 +48,8 @@ def draw_softmax_panel(ax, logits, temperature, target, ylim=(-1.05, 1.05)):
     logits : ndarray of shape (C,)
     temperature : float
     target : int
-    ylim : pair of float
+    ylim : pair of float, optional
+        Default: symmetric, wide enough for every bar (the gradient grows as 1/T).
     """
     probabilities, loss, gradient = softmax_summary(logits, temperature, target)
     classes = np.arange(len(logits))
@@ -58,14 +60,23 @@ def draw_softmax_panel(ax, logits, temperature, target, ylim=(-1.05, 1.05)):
     ax.axhline(0, color="black", linewidth=0.6)
     ax.set_xticks(classes)
     ax.set_xticklabels([f"{c}{'*' if c == target else ''}" for c in classes])
+    if ylim is None:
+        top = 1.05 * max(1.0, float(np.abs(gradient).max()))
+        ylim = (-top, top)
     ax.set_ylim(*ylim)
     ax.set_xlabel("class (* = target)")
     ax.set_title(f"T = {temperature:g}: loss = {loss:.3f}")
     return ax
 
 
-def softmax_small_multiples(logits, temperatures, target):
-    """Static twin of the widget: one panel per temperature.
+def draw_softmax_figure(logits, temperature, target):
+    """One example at one temperature, as a figure (a state of the chapter's explorer).
+
+    Parameters
+    ----------
+    logits : ndarray of shape (C,)
+    temperature : float > 0
+    target : int
 
     Returns
     -------
@@ -73,14 +84,10 @@ def softmax_small_multiples(logits, temperatures, target):
     """
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(temperatures), figsize=(3.2 * len(temperatures), 3.2),
-                             sharey=True)
-    for ax, temperature in zip(np.atleast_1d(axes), temperatures):
-        draw_softmax_panel(ax, logits, temperature, target)
-    np.atleast_1d(axes)[0].set_ylabel("value")
-    np.atleast_1d(axes)[0].legend(loc="lower left", fontsize=8)
-    fig.suptitle(f"logits z = {np.round(logits, 2).tolist()}: temperature sharpens or "
-                 "flattens y, and the gradient is y - t")
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    draw_softmax_panel(ax, logits, temperature, target)
+    ax.set_ylabel("value")
+    ax.legend(loc="lower left", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -103,9 +110,7 @@ def softmax_widget(n_classes=4):
     target = widgets.Dropdown(options=list(range(n_classes)), value=0, description="target")
 
     def show(T, target, **z):
-        fig, ax = plt.subplots(figsize=(5, 3.4))
-        draw_softmax_panel(ax, np.array([z[f"z{c}"] for c in range(n_classes)]), T, target)
-        ax.legend(loc="lower left", fontsize=8)
+        draw_softmax_figure(np.array([z[f"z{c}"] for c in range(n_classes)]), T, target)
         plt.show()
 
     return widgets.interactive(show, T=temperature, target=target, **sliders)

@@ -10,11 +10,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from ..conv import conv_transpose2d, insert_zeros
+from .. import conv_transpose2d, insert_zeros
 from ..windows import conv_transpose_output_size, effective_kernel_size
 from .style import COLORS
 
-__all__ = ["draw_zero_insertion", "zero_insertion_small_multiples",
+__all__ = ["draw_zero_insertion", "zero_insertion_figure", "zero_insertion_small_multiples",
            "transposed_conv_widget", "overlap_counts", "draw_overlap_counts"]
 
 
@@ -66,8 +66,39 @@ def draw_zero_insertion(input_size=3, kernel_size=3, stride=2, padding=0,
     return fig
 
 
+def zero_insertion_figure(input_size=3, kernel_size=3, stride=2, padding=0,
+                          output_padding=0, dilation=1, position=(0, 0)):
+    """A new 4 × 4 in figure of :func:`draw_zero_insertion`, for an explorer.
+
+    Arguments that ``conv_transpose2d`` refuses (``output_padding`` not smaller than
+    ``max(stride, dilation)``) or that crop more than the kernel reaches
+    (``padding > dilation (kernel_size - 1)``) give a figure that says why instead.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig, ax = plt.subplots(figsize=(4, 4))
+    limit = max(stride, dilation)
+    if output_padding >= limit:
+        reason = (f"output_padding = {output_padding} is refused:\n"
+                  f"it must be smaller than\nmax(stride, dilation) = {limit}")
+    elif padding > dilation * (kernel_size - 1):
+        reason = (f"padding = {padding} crops more than\nthe kernel reaches "
+                  f"(d(k - 1) = {dilation * (kernel_size - 1)})")
+    else:
+        return draw_zero_insertion(input_size, kernel_size, stride, padding,
+                                   output_padding, dilation, position, ax=ax)
+    ax.text(0.5, 0.5, reason, ha="center", va="center", fontsize=11,
+            transform=ax.transAxes)
+    ax.set_axis_off()
+    ax.set_title(f"in {input_size}, k {kernel_size}, s {stride}, p {padding}, "
+                 f"op {output_padding}, d {dilation}", fontsize=9)
+    return fig
+
+
 def zero_insertion_small_multiples(configs=None):
-    """Static twin of :func:`transposed_conv_widget`: several configurations side by side.
+    """Several configurations of :func:`draw_zero_insertion`, two per row.
 
     Parameters
     ----------
@@ -81,13 +112,13 @@ def zero_insertion_small_multiples(configs=None):
     if configs is None:
         configs = [dict(stride=1, padding=0), dict(stride=2, padding=0),
                    dict(stride=2, padding=1), dict(stride=2, padding=1, output_padding=1)]
-    fig, axes = plt.subplots(1, len(configs), figsize=(3.2 * len(configs), 3.6))
-    for ax, config in zip(np.atleast_1d(axes), configs):
+    rows = -(-len(configs) // 2)
+    fig, axes = plt.subplots(rows, 2, figsize=(6.4, 3.4 * rows), squeeze=False)
+    for ax, config in zip(axes.ravel(), configs):
         draw_zero_insertion(ax=ax, **config)
-    fig.suptitle("transposed convolution = stride-1 convolution over the zero-inserted, "
-                 "padded input", fontsize=10)
+    for ax in axes.ravel()[len(configs):]:
+        ax.set_axis_off()
     fig.tight_layout()
-    fig.subplots_adjust(top=0.78)
     return fig
 
 
@@ -140,14 +171,18 @@ def overlap_counts(size, kernel_size, stride, layers=1):
 
 
 def draw_overlap_counts(configs=((3, 2, 1), (4, 2, 1), (3, 2, 2), (4, 2, 2)), size=5):
-    """Small multiples of :func:`overlap_counts` for (kernel, stride, layers) triples.
+    """Small multiples of :func:`overlap_counts` for (kernel, stride, layers) triples,
+    two per row.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    fig, axes = plt.subplots(1, len(configs), figsize=(3.2 * len(configs), 3.4))
-    for ax, (k, s, layers) in zip(np.atleast_1d(axes), configs):
+    rows = -(-len(configs) // 2)
+    fig, axes = plt.subplots(rows, 2, figsize=(5.6, 3.0 * rows), squeeze=False)
+    for ax in axes.ravel()[len(configs):]:
+        ax.set_axis_off()
+    for ax, (k, s, layers) in zip(axes.ravel(), configs):
         counts = overlap_counts(size, k, s, layers)
         # Look at the interior, away from the border where fewer windows reach.
         margin = effective_kernel_size(k) * layers
@@ -157,7 +192,5 @@ def draw_overlap_counts(configs=((3, 2, 1), (4, 2, 1), (3, 2, 2), (4, 2, 2)), si
         ax.set_yticks([])
         ax.set_title(f"k={k}, s={s}, {layers} layer{'s' if layers > 1 else ''}\n"
                      f"counts {int(inner.min())}…{int(inner.max())}", fontsize=9)
-    fig.suptitle("how many kernel copies land on each output pixel (interior)", fontsize=10)
     fig.tight_layout()
-    fig.subplots_adjust(top=0.78)
     return fig
