@@ -2,6 +2,7 @@
 
 Targets: max_pool2d and avg_pool2d at (32, 64, 32, 32), kernel 3, stride 2, padding 1:
 <= 1.5x PyTorch. ROI Align on 1,000 boxes of mixed sizes: <= 2x the baseline.
+Also reported (no target): max_unpool2d of a 2x2 max pooling's output.
 
 torchvision cannot be installed here, so ROI Align's baseline is the pure-PyTorch
 formulation that does torchvision's work: ``grid_sample`` at every sample point of every
@@ -133,6 +134,35 @@ def step():
 """
 
 
+# Max unpooling of a 2x2 max pooling's output, with its switches; no target.
+_UNPOOL_DATA = _POOL_DATA + """
+import torch
+pooled, switches = (a.numpy() for a in torch.nn.functional.max_pool2d(
+    torch.tensor(x), 2, return_indices=True))
+upstream = rng.standard_normal(x.shape).astype(np.float32)
+"""
+
+_UNPOOL = Case(
+    name="max_unpool2d fwd+bwd (32, 64, 16, 16) -> 32 x 32, k2 float32",
+    target=None,
+    fancydl_setup=_UNPOOL_DATA + """
+import fancydl
+def step():
+    out, pullback = fancydl.vjp(lambda t: fancydl.max_unpool2d(t, switches, 2), pooled)
+    return pullback(upstream)
+""",
+    fancydl_stmt="step()",
+    torch_setup=_UNPOOL_DATA + """
+t, ti, tg = torch.tensor(pooled, requires_grad=True), torch.tensor(switches), \
+    torch.tensor(upstream)
+def step():
+    t.grad = None
+    torch.nn.functional.max_unpool2d(t, ti, 2).backward(tg)
+""",
+    torch_stmt="step()",
+)
+
+
 def _roi_case(name, data, target):
     return Case(name=name, target=target, fancydl_setup=data + _ROI_FANCYDL,
                 fancydl_stmt="step()", torch_setup=data + _ROI_TORCH, torch_stmt="step()",
@@ -142,6 +172,7 @@ def _roi_case(name, data, target):
 CASES = [
     _pool_case("max_pool2d", "max_pool2d(t, 3, 2, 1)", 1.5),
     _pool_case("avg_pool2d", "avg_pool2d(t, 3, 2, 1)", 1.5),
+    _UNPOOL,
     _roi_case("roi_align fwd+bwd (2, 256, 50, 50), 128 boxes, 7x7, ratio 2, float32",
               _ROI_FIXED, None),
     _roi_case("roi_align fwd+bwd (2, 256, 50, 50), 1000 mixed boxes 2-48 px, 7x7, "

@@ -370,7 +370,12 @@ def _im2col_forward_and_weight_grad(x, weight, out_grad, geom):
     ``conv_transpose2d``'s backward needs both for the same ``x`` (its upstream
     gradient): ``out = W_matrix @ cols`` and ``dW = out_grad_matrix @ colsᵀ`` read
     the same columns, unfolded once per batch chunk with the images side by side
-    (:func:`_unfold_side_by_side`), so that each is one GEMM per chunk.
+    (:func:`_unfold_side_by_side`), so that each is one GEMM per chunk (the batch is
+    cut into chunks whose columns fit in :data:`fancydl.windows.WORKSPACE_BYTES`).
+
+    Not split over the two cores with :func:`fancydl.parallel.halves`: measured on
+    two loaded cores, the split made this backward slower (CPU time 1.4 times, the
+    wall-clock time too), BLAS already runs its products on both cores.
 
     Parameters
     ----------
@@ -383,18 +388,16 @@ def _im2col_forward_and_weight_grad(x, weight, out_grad, geom):
     out : ndarray of shape (N, C_out, H_out, W_out)
     grad_weight : ndarray of the weight's shape
     """
-    n, c_out = out_grad.shape[:2]
-    out_size = tuple(out_grad.shape[2:])
+    c_out, out_size = weight.shape[0], tuple(out_grad.shape[2:])
     w_matrix = weight.reshape(c_out, -1)
-    x_padded = pad2d(x, geom.pad_widths)
+    per_image = w_matrix.shape[1] * out_size[0] * out_size[1] * x.itemsize
     out = np.empty(out_grad.shape, x.dtype)
     grad_weight = np.zeros(w_matrix.shape, x.dtype)
-    per_image = w_matrix.shape[1] * out_size[0] * out_size[1] * x.itemsize
-    for chunk in _batch_chunks(n, per_image):
-        cols = _unfold_side_by_side(x_padded[chunk], geom, out_size)
+    for chunk in _batch_chunks(x.shape[0], per_image):
+        cols = _unfold_side_by_side(pad2d(x[chunk], geom.pad_widths), geom, out_size)
         product = (w_matrix @ cols).reshape((c_out, -1) + out_size)
         out[chunk] = product.transpose(1, 0, 2, 3)
-        grads = out_grad[chunk].transpose(1, 0, 2, 3).reshape(c_out, -1)  # (o, (n, h, w))
+        grads = out_grad[chunk].transpose(1, 0, 2, 3).reshape(c_out, -1)  # a copy
         grad_weight += grads @ cols.T
     return out, grad_weight.reshape(weight.shape)
 

@@ -191,7 +191,8 @@ class _Normalize(Function):
     running buffers, when given, are updated in place); otherwise the running buffers
     are the statistics, and they are differentiable. Every pass over the data goes
     through :func:`_sum` (sums) or :func:`_new` (elementwise), which work on two halves
-    at once.
+    at once; when each sample has its own statistics (:func:`_per_sample`), each half
+    runs the whole forward or backward pass instead.
     """
 
     @staticmethod
@@ -204,7 +205,7 @@ class _Normalize(Function):
         ctx.param_shape = next((p.shape for p in (weight, bias) if p is not None), None)
         with np.errstate(divide="ignore", invalid="ignore"):  # NaN and inf: like torch
             if use_input_stats and _per_sample(layout):
-                ctx.mark_zero_gradient(3, 4)
+                ctx.mark_zero_gradient(3, 4)  # the output does not read running stats
                 centered, mean, var, inv_std, y = _normalize_per_sample(
                     layout, xv, gamma, beta, eps, any(ctx.needs_input_grad))
                 if running_mean is not None and running_mean.size > 0:
@@ -357,8 +358,8 @@ def _per_sample(layout):
     """Whether each sample has its own statistics and the weight is constant along
     some axis of a group (group and instance norm, not empty). Then each half of the
     batch runs a whole forward or backward pass on one thread
-    (:func:`fancydl.parallel.halves`): one hand-off instead of one per pass, and each
-    half's data stays in that core's cache from one pass to the next."""
+    (:func:`fancydl.parallel.halves`): two hand-offs per training step instead of
+    one per pass over the data (eight)."""
     return 0 not in layout.axes and bool(layout.inner_axes) and layout.count > 0
 
 
@@ -378,11 +379,10 @@ def _normalize_per_sample(layout, xv, gamma, beta, eps, keep_centered):
         np.subtract(x, mean, out=centered)
         var = _einsum_sum(layout.axes, centered, centered) / count
         inv_std = 1 / np.sqrt(var + eps)
-        scale = inv_std if gamma is None else inv_std * gamma
-        if beta is None:
-            _multiply(y, centered, scale)
-        else:
-            _affine(y, centered, scale, beta)
+        _multiply(y, centered, inv_std if gamma is None else inv_std * gamma)
+        if beta is not None:  # the same for every sample: one long row (_sample_rows)
+            rows, shift = _sample_rows(y, beta)
+            rows += shift
         return mean, var, inv_std
 
     parts = halves(one_half, xv, centered, y)

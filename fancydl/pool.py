@@ -385,9 +385,8 @@ def _unpool_output_size(op, input_size, kernel, stride, padding, output_size):
     return tuple(int(n) for n in size)
 
 
-def _unpool_targets(op, input, indices, output_size):
-    """Validate ``indices`` (read as a constant) and turn them into flat positions in
-    the whole output, ``plane * H_out * W_out + index``."""
+def _check_unpool_indices(op, input, indices, output_size):
+    """``indices``, read as a constant, once checked against ``input`` and the plane."""
     indices = constant_of(indices, op, "indices")
     check_array(op, "indices", indices, dtype_kind="int")
     if indices.shape != input.shape:
@@ -398,24 +397,31 @@ def _unpool_targets(op, input, indices, output_size):
     if bad.any():
         raise ValueError(f"{op}: indices must lie in [0, {plane}) for an output plane of "
                          f"{output_size}, got {indices[bad].flat[0]}")
-    planes = np.arange(int(np.prod(input.shape[:-2], dtype=np.int64)), dtype=np.int64)
-    return indices + (planes * plane).reshape(input.shape[:-2] + (1, 1))
+    return indices
+
+
+def _output_positions(indices, output_size):
+    """Flat positions in the whole output: ``plane * H_out * W_out + index``."""
+    plane = output_size[0] * output_size[1]
+    planes = np.arange(int(np.prod(indices.shape[:-2], dtype=np.int64)), dtype=np.int64)
+    return indices + (planes * plane).reshape(indices.shape[:-2] + (1, 1))
 
 
 class _MaxUnpool2d(Function):
     """Forward: put each value at its switch; backward: read the gradient there."""
 
     @staticmethod
-    def forward(ctx, x, targets, output_size):
+    def forward(ctx, x, indices, output_size):
+        positions = _output_positions(indices, output_size)
         out = np.zeros(x.shape[:-2] + output_size, x.dtype)
-        np.put(out, targets, x)  # in order: of repeated targets, the last value stays
-        ctx.save_for_backward(targets)
+        out.reshape(-1)[positions] = x  # in order: of repeated positions, the last stays
+        ctx.save_for_backward(positions)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        (targets,) = ctx.saved
-        return np.take(grad, targets), None, None
+        (positions,) = ctx.saved
+        return np.take(grad, positions), None, None
 
 
 def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
@@ -448,8 +454,11 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     repeats within a plane (overlapping pooling windows that share a maximum), the
     value written last in row-major order stays, as PyTorch's CPU kernel on one
     thread does (with several threads its choice varies); the gradient still goes to
-    every repeat, as in PyTorch. Unlike PyTorch, an index outside the output plane
-    is refused even when the plane is empty.
+    every repeat, as in PyTorch. Deliberate differences: a bad index raises a
+    ValueError (PyTorch: RuntimeError), also when the output plane is empty (PyTorch
+    then returns the empty output); ``indices`` may have any integer dtype (PyTorch:
+    int64 only); a zero kernel_size or stride and a negative padding are refused
+    (PyTorch computes a size from them).
 
     Examples
     --------
@@ -466,8 +475,8 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     stride = kernel if stride is None else check_pair(op, "stride", stride, minimum=1)
     padding = check_pair(op, "padding", padding, minimum=0)
     size = _unpool_output_size(op, input.shape[-2:], kernel, stride, padding, output_size)
-    targets = _unpool_targets(op, input, indices, size)
-    return _MaxUnpool2d.apply(input, targets, size)
+    indices = _check_unpool_indices(op, input, indices, size)
+    return _MaxUnpool2d.apply(input, indices, size)
 
 
 # --- average pooling ---------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Tests of fancydl.norm: batch, instance, group and layer normalization, the
 BatchNorm2d layer and fold_batch_norm, against PyTorch and finite differences."""
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -9,6 +10,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import fancydl
+from fancydl import parallel
 from fancydl import BatchNorm2d, batch_norm, fold_batch_norm, group_norm, instance_norm, \
     layer_norm
 
@@ -76,6 +78,19 @@ def torch_grads(torch, out, tensors, upstream):
     return [None if t is None else next(grads) for t in tensors]
 
 
+@contextlib.contextmanager
+def threads(on=True):
+    """With ``on``, every :func:`fancydl.parallel.halves` call of two items or more
+    runs its second half on the worker thread (as large inputs do on two cores)."""
+    saved = parallel.THREADED_SIZE, parallel.usable_cores
+    if on:
+        parallel.THREADED_SIZE, parallel.usable_cores = 1, lambda: 2
+    try:
+        yield
+    finally:
+        parallel.THREADED_SIZE, parallel.usable_cores = saved
+
+
 def run_ours(op, x, weight, bias, upstream, *args, **kwargs):
     """Our output and gradients of (x, weight, bias) for the given upstream gradient."""
     out, pullback = fancydl.vjp(lambda x_, w_, b_: op(x_, *args, weight=w_, bias=b_,
@@ -104,13 +119,12 @@ def tensor(torch, a, grad=True):
 
 @given(data=channel_inputs(), training=st.booleans(), affine=st.booleans(),
        momentum=st.floats(0.0, 1.0), eps=st.sampled_from([1e-5, 1e-3, 0.5]),
-       buffers=st.booleans())
-def test_batch_norm_matches_torch(data, training, affine, momentum, eps, buffers):
+       buffers=st.booleans(), threaded=st.booleans())
+def test_batch_norm_matches_torch(data, training, affine, momentum, eps, buffers, threaded):
     torch = pytest.importorskip("torch")
     x, seed = data
     n, c = x.shape[:2]
-    if training and x.size // c == 1:
-        return  # one value per channel: refused (tested below)
+    assume(not training or x.size // c > 1)  # one value per channel: refused (below)
     assume(not training or well_conditioned(np.moveaxis(x, 1, 0).reshape(c, -1)))
     dtype = x.dtype
     weight, bias = affine_parameters(seed, (c,), dtype, affine)
@@ -122,8 +136,9 @@ def test_batch_norm_matches_torch(data, training, affine, momentum, eps, buffers
     expected = torch.nn.functional.batch_norm(tx, t_mean, t_var, tw, tb, training,
                                               momentum, eps)
     upstream = sample(seed + 5, x.shape, dtype)
-    out, (gx, gw, gb) = run_ours(batch_norm, x, weight, bias, upstream, mean, var,
-                                 training=training, momentum=momentum, eps=eps)
+    with threads(threaded):
+        out, (gx, gw, gb) = run_ours(batch_norm, x, weight, bias, upstream, mean, var,
+                                     training=training, momentum=momentum, eps=eps)
     assert_close(out, expected, dtype, "output")
     for ours, theirs, name in zip((gx, gw, gb), torch_grads(torch, expected, [tx, tw, tb],
                                                               upstream), "xwb"):
@@ -135,8 +150,9 @@ def test_batch_norm_matches_torch(data, training, affine, momentum, eps, buffers
 
 
 @given(data=channel_inputs(min_rank=3), use_input_stats=st.booleans(), affine=st.booleans(),
-       buffers=st.booleans(), momentum=st.floats(0.0, 1.0))
-def test_instance_norm_matches_torch(data, use_input_stats, affine, buffers, momentum):
+       buffers=st.booleans(), momentum=st.floats(0.0, 1.0), threaded=st.booleans())
+def test_instance_norm_matches_torch(data, use_input_stats, affine, buffers, momentum,
+                                     threaded):
     torch = pytest.importorskip("torch")
     x, seed = data
     c = x.shape[1]
@@ -152,8 +168,9 @@ def test_instance_norm_matches_torch(data, use_input_stats, affine, buffers, mom
     expected = torch.nn.functional.instance_norm(tx, t_mean, t_var, tw, tb, use_input_stats,
                                                  momentum)
     upstream = sample(seed + 5, x.shape, dtype)
-    out, grads = run_ours(instance_norm, x, weight, bias, upstream, mean, var,
-                          use_input_stats=use_input_stats, momentum=momentum)
+    with threads(threaded):
+        out, grads = run_ours(instance_norm, x, weight, bias, upstream, mean, var,
+                              use_input_stats=use_input_stats, momentum=momentum)
     assert_close(out, expected, dtype, "output")
     for ours, theirs, name in zip(grads, torch_grads(torch, expected, [tx, tw, tb],
                                                      upstream), "xwb"):
@@ -165,15 +182,14 @@ def test_instance_norm_matches_torch(data, use_input_stats, affine, buffers, mom
 
 
 @given(data=channel_inputs(), groups_index=st.integers(0, 3), affine=st.booleans(),
-       eps=st.sampled_from([1e-5, 0.1]))
-def test_group_norm_matches_torch(data, groups_index, affine, eps):
+       eps=st.sampled_from([1e-5, 0.1]), threaded=st.booleans())
+def test_group_norm_matches_torch(data, groups_index, affine, eps, threaded):
     torch = pytest.importorskip("torch")
     x, seed = data
     c = x.shape[1]
     divisors = [g for g in range(1, c + 1) if c % g == 0]
     num_groups = divisors[groups_index % len(divisors)]
-    if x.size // num_groups == 1:
-        return  # PyTorch refuses it (tested below)
+    assume(x.size // num_groups > 1)  # PyTorch refuses one value (tested below)
     dtype = x.dtype
     weight, bias = affine_parameters(seed, (c,), dtype, affine)
     single = x[0].size // num_groups == 1
@@ -182,7 +198,8 @@ def test_group_norm_matches_torch(data, groups_index, affine, eps):
         tensor(torch, bias)
     expected = torch.nn.functional.group_norm(tx, num_groups, tw, tb, eps)
     upstream = sample(seed + 5, x.shape, dtype)
-    out, grads = run_ours(group_norm, x, weight, bias, upstream, num_groups, eps=eps)
+    with threads(threaded):
+        out, grads = run_ours(group_norm, x, weight, bias, upstream, num_groups, eps=eps)
     assert_close(out, expected, dtype, "output")
     for ours, theirs, name in zip(grads, torch_grads(torch, expected, [tx, tw, tb],
                                                      upstream), "xwb"):
@@ -518,6 +535,32 @@ def test_group_norm_weight_with_zeros_matches_torch():
     assert_close(out, expected, np.float64)
     for ours, theirs in zip(grads, torch_grads(torch, expected, [tx, tw, tb], upstream)):
         assert_close(ours, theirs, np.float64)
+
+
+@pytest.mark.parametrize("op, args", [(group_norm, (4,)), (instance_norm, ())])
+def test_per_sample_statistics_hand_each_pass_to_the_worker_once(monkeypatch, op, args):
+    """Group and instance norm run each half's whole forward, then whole backward, on
+    one thread: two hand-offs per step, and the same result with or without them."""
+    from fancydl import norm
+
+    calls = []
+
+    def counting(fn, *arrays, **kwargs):
+        calls.append(fn)
+        return parallel.halves(fn, *arrays, **kwargs)
+
+    rng = np.random.default_rng(1)
+    x, weight, bias = rng.standard_normal((6, 8, 5, 5)), rng.standard_normal(8), \
+        rng.standard_normal(8)
+    upstream = rng.standard_normal(x.shape)
+    expected = run_ours(op, x, weight, bias, upstream, *args)
+    monkeypatch.setattr(norm, "halves", counting)
+    with threads():
+        out, grads = run_ours(op, x, weight, bias, upstream, *args)
+    assert len(calls) == 2
+    np.testing.assert_allclose(out, expected[0], rtol=1e-12, atol=1e-12)
+    for ours, theirs in zip(grads, expected[1]):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("op, args", [
