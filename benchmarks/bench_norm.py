@@ -1,7 +1,9 @@
 """Normalization at (32, 64, 32, 32), float32, against PyTorch. Targets: batch_norm
 training forward + backward <= 2.5x, batch_norm evaluation forward <= 2x, group_norm
 (32 groups) forward + backward <= 2x. Also reported (no target): batch_norm training
-against single-threaded PyTorch."""
+against single-threaded PyTorch, and group_norm with both sides on one thread (fancydl
+without its second thread): the cost of the computation itself, without the threads'
+hand-offs (on a loaded machine, two-thread timings of either side vary several-fold)."""
 
 from harness import Case
 
@@ -66,6 +68,14 @@ CASES = [
         fancydl_setup=_FANCYDL,
         fancydl_stmt="step(fancydl.group_norm, 32)",
         torch_setup=_TORCH,
+        torch_stmt="step(F.group_norm, 32, weight=tw, bias=tb)",
+    ),
+    Case(
+        name="group_norm (32 groups) fwd+bwd, both on 1 thread",
+        target=None,
+        fancydl_setup=_FANCYDL + "fancydl.parallel.THREADED_SIZE = 2 ** 62",
+        fancydl_stmt="step(fancydl.group_norm, 32)",
+        torch_setup=_TORCH + "torch.set_num_threads(1)",
         torch_stmt="step(F.group_norm, 32, weight=tw, bias=tb)",
     ),
 ]

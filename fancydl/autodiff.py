@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import inspect
 import numbers
+import textwrap
 import zlib
 
 import numpy as np
@@ -693,8 +694,11 @@ class GradcheckReport:
 
     def __repr__(self):
         verdict = "PASS" if self.passed else "FAIL"
-        lines = [f"gradcheck of {self.name}: {verdict} "
-                 f"(central differences, atol={self.atol:g}, rtol={self.rtol:g})"]
+        header = (f"gradcheck of {self.name}: {verdict} "
+                  f"(central differences, atol={self.atol:g}, rtol={self.rtol:g})")
+        # Wrapped to the book's 79-character column.
+        lines = textwrap.wrap(header, width=79, subsequent_indent="    ",
+                              break_on_hyphens=False)
         for position, err in self.max_errors.items():
             mark = ("ok" if err["ok"] else err["why"] if "why" in err
                     else f"max error {err['abs']:.3e}")

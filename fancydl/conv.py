@@ -25,7 +25,17 @@ product added up. Its weight-gradient runs one GEMM per kernel offset over shift
 of the flattened padded input (the view of an offset is then a contiguous block). A
 strided dense convolution whose kernel is a multiple of the stride is first turned into
 a stride-1 one on the *stride phases* of its input (space-to-depth), so it too runs as
-shifted GEMMs.
+shifted GEMMs; its input-gradient (``conv_transpose2d``'s forward) is a stride-1 "full"
+correlation with the small phase kernel, one GEMM over im2col columns of all the
+images side by side, whose output is scattered back phase by phase.
+
+Sharing between the passes: ``conv_transpose2d``'s backward needs conv2d's forward and
+weight-gradient of the same upstream gradient, and computes both from one im2col of it
+(:func:`_im2col_forward_and_weight_grad`). A backward that reads the input only in a
+form the forward pass can make (the padded planes of a depthwise convolution, the
+channel-first matrix of a transposed one) keeps that form instead of the input: it
+needs no checksum guard against in-place changes of the caller's array
+(:mod:`fancydl.autodiff`; 1.2 ms per 8 MB, twice per step).
 
 Memory: the im2col buffer of ``n`` images holds ``n · C_in · kH · kW · H_out · W_out``
 values, about ``k² / stride²`` times the input; the work is cut by
@@ -150,6 +160,7 @@ def _fold_padded(cols, padded_shape, geom, crop=((0, 0), (0, 0)), out=None):
 #                 weight-gradient: k×k GEMMs over shifted rows of the flattened image;
 #   phase GEMM    stride s > 1, groups 1, no dilation, kernel a multiple of s: the
 #                 shifted GEMM on the s² stride phases of the input (space-to-depth);
+#                 input-gradient: one GEMM over side-by-side im2col columns of grad;
 #   depthwise     one input channel per group: k×k elementwise multiply-accumulates;
 #   im2col        everything else: one grouped GEMM per chunk of im2col columns.
 # All three run through _overflow_safe (float32 overflow: see there).
@@ -373,9 +384,10 @@ def _im2col_forward_and_weight_grad(x, weight, out_grad, geom):
     (:func:`_unfold_side_by_side`), so that each is one GEMM per chunk (the batch is
     cut into chunks whose columns fit in :data:`fancydl.windows.WORKSPACE_BYTES`).
 
-    Not split over the two cores with :func:`fancydl.parallel.halves`: measured on
-    two loaded cores, the split made this backward slower (CPU time 1.4 times, the
-    wall-clock time too), BLAS already runs its products on both cores.
+    Not split over the two cores with :func:`fancydl.parallel.halves`: BLAS already
+    runs the products on both, and on two loaded cores the split made the step 1.4
+    times slower in CPU time (the worker thread's fresh buffers page-fault, about
+    2,000 faults a step) and no faster in wall-clock time.
 
     Parameters
     ----------
@@ -397,16 +409,16 @@ def _im2col_forward_and_weight_grad(x, weight, out_grad, geom):
         cols = _unfold_side_by_side(pad2d(x[chunk], geom.pad_widths), geom, out_size)
         product = (w_matrix @ cols).reshape((c_out, -1) + out_size)
         out[chunk] = product.transpose(1, 0, 2, 3)
-        grads = out_grad[chunk].transpose(1, 0, 2, 3).reshape(c_out, -1)  # a copy
+        # (o, (n, h, w)): a view when out_grad is a channel-first array seen transposed
+        grads = out_grad[chunk].transpose(1, 0, 2, 3).reshape(c_out, -1)
         grad_weight += grads @ cols.T
     return out, grad_weight.reshape(weight.shape)
 
 
-def _conv_forward_and_weight_grad(x, weight, out_grad, geom, needs=(True, True)):
+def _conv_forward_and_weight_grad(x, weight, out_grad, geom, out_size, needs):
     """``(_conv_forward(x, weight), _conv_weight_grad(out_grad, x))``, each only if
-    ``needs`` it, sharing one im2col when both are needed and
-    :func:`_shares_columns` (None for a result not needed)."""
-    out_size = tuple(out_grad.shape[2:])
+    ``needs`` it (None otherwise; ``out_grad`` may be None when only the first is),
+    sharing one im2col when both are needed and :func:`_shares_columns`."""
     per_image = weight[0].size * out_size[0] * out_size[1] * x.itemsize
     if all(needs) and _shares_columns(weight.shape, geom, per_image):
         return _im2col_forward_and_weight_grad(x, weight, out_grad, geom)
@@ -633,7 +645,10 @@ def _shifted_input_grad(grad, weight, geom):
 # the kernel offset as i = p s + a: that pixel is pixel (h + p, w + q) of stride phase
 # (a, b) (the padded pixels at rows a, a + s, ... and columns b, b + s, ...). Stacking
 # the s_H·s_W phases as channels turns the convolution into a stride-1 one with kernel
-# (kH / sH, kW / sW) and C_in·sH·sW channels, whose three kernels are shifted GEMMs.
+# (kH / sH, kW / sW) and C_in·sH·sW channels: forward and weight-gradient are shifted
+# GEMMs; the input-gradient, a full correlation of a small kernel over a small image,
+# one GEMM over side-by-side im2col columns (the shifted GEMM's column shifts and
+# channel-major crop measured 1.1 to 2 times slower there).
 # (With a kernel that is not a multiple of the stride the stacked kernel would need zero
 # taps: im2col is used instead.)
 
@@ -854,27 +869,55 @@ def _flat_planes(x, geom):
 
 
 def _depthwise_shifted_weight_grad(grad, x, weight_shape, geom):
-    """Stride-1 depthwise weight-gradient over the flat planes (:func:`_flat_planes`).
+    """Stride-1 depthwise weight-gradient over the flat planes (:func:`_flat_planes`),
+    one half of the batch per core (:func:`_planes_weight_grad` on each)."""
+    if grad.shape[0] == 0:
+        return np.zeros(weight_shape, grad.dtype)
+    parts = halves(lambda grad, x: _planes_weight_grad(grad, *_flat_planes(x, geom)),
+                   grad, x)
+    return sum(parts).reshape(weight_shape)
+
+
+def _planes_weight_grad(grad, flat, plane_size, shifts):
+    """``dw[c, offset]`` from the flat padded planes of the input (:func:`_flat_planes`).
 
     ``dw[c, i, j] = sum over n and positions of grad[n, c] · x_pad[n, c]`` shifted by
     ``(i dH, j dW)``: with ``grad`` laid out on the same padded grid (zeros at the
-    discarded positions), each offset is one ``einsum`` of two contiguous arrays. One
-    half of the batch per core.
-    """
-    def half(grad, x):
-        n, c, oh, ow = grad.shape
-        flat, (hp, wp), shifts = _flat_planes(x, geom)
-        grad_grid = np.zeros((n, c, hp, wp), grad.dtype)
-        grad_grid[:, :, :oh, :ow] = grad
-        grad_grid = grad_grid.reshape(n, c, hp * wp)
-        size = grad_grid.size
-        return np.stack([np.einsum("ncq,ncq->c", grad_grid,
-                                   flat[shift:shift + size].reshape(grad_grid.shape))
-                         for shift in shifts], axis=-1)
+    discarded positions), each offset is one ``einsum`` of two contiguous arrays, a
+    dot product per plane (then summed over the batch: 1.2 times faster than one
+    ``einsum`` summing over batch and positions at once).
 
-    if grad.shape[0] == 0:
-        return np.zeros(weight_shape, grad.dtype)
-    return sum(halves(half, grad, x)).reshape(weight_shape)
+    Returns
+    -------
+    ndarray of shape (C, kH·kW)
+    """
+    n, c, oh, ow = grad.shape
+    grad_grid = np.zeros((n, c) + tuple(plane_size), grad.dtype)
+    grad_grid[:, :, :oh, :ow] = grad
+    grad_grid = grad_grid.reshape(n * c, plane_size[0] * plane_size[1])
+    size = grad_grid.size
+    return np.stack([np.einsum("rq,rq->r", grad_grid,
+                               flat[shift:shift + size].reshape(grad_grid.shape))
+                     .reshape(n, c).sum(axis=0) for shift in shifts], axis=-1)
+
+
+@_overflow_safe
+def _depthwise_kept_weight_grad(grad, flat, plane_size, shifts, weight_shape, geom):
+    """Stride-1 depthwise weight-gradient from the flat planes that the forward pass
+    kept (:class:`_Conv2d`), one half of the batch per core (each half reads ``flat``
+    from its first image on); through :func:`_depthwise_weight_grad` when the input
+    has a non-finite value."""
+    n, c = grad.shape[:2]
+    plane_values = c * plane_size[0] * plane_size[1]  # one image's planes
+    if not np.isfinite(flat).all():
+        padded = flat[:n * plane_values].reshape((n, c) + tuple(plane_size))
+        return _depthwise_weight_grad(grad, padded, weight_shape, geom)
+
+    def half(grad, images):
+        start = images[0] * plane_values if len(images) else 0
+        return _planes_weight_grad(grad, flat[start:], plane_size, shifts)
+
+    return sum(halves(half, grad, np.arange(n))).reshape(weight_shape)
 
 
 def _depthwise_accumulate(view, taps, batch, geom, spatial, dtype):
@@ -947,23 +990,37 @@ def _depthwise_weight_grad(grad, x_padded, weight_shape, geom):
 # --- conv2d ---------------------------------------------------------------------------
 
 class _Conv2d(Function):
+    """conv2d; a stride-1 depthwise one keeps the padded planes of its input, not the
+    input: its weight-gradient reads only those, and a copy made in the forward pass
+    needs no guard against in-place changes of the caller's input (the autodiff's
+    checksum of the input, twice 1.2 ms for 8 MB, is the cost of keeping the input)."""
+
     @staticmethod
     def forward(ctx, input, weight, bias, geom):
         out = _conv_forward(input, weight, geom)
         if bias is not None:
             out += bias[:, None, None]
-        ctx.save_for_backward(input, weight)
-        ctx.geom = geom
+        ctx.geom, ctx.input_shape, ctx.planes = geom, input.shape, None
+        if _use_depthwise_full(weight.shape, geom):
+            if ctx.needs_input_grad[1]:
+                ctx.planes = _flat_planes(input, geom)
+            ctx.save_for_backward(None, weight)
+        else:
+            ctx.save_for_backward(input, weight)
         return out
 
     @staticmethod
     def backward(ctx, grad):
         input, weight = ctx.saved
         needs = ctx.needs_input_grad
-        grad_input = (_conv_input_grad(grad, weight, input.shape, ctx.geom)
+        grad_input = (_conv_input_grad(grad, weight, ctx.input_shape, ctx.geom)
                       if needs[0] else None)
-        grad_weight = (_conv_weight_grad(grad, input, weight.shape, ctx.geom)
-                       if needs[1] else None)
+        grad_weight = None
+        if needs[1] and ctx.planes is not None:
+            grad_weight = _depthwise_kept_weight_grad(grad, *ctx.planes, weight.shape,
+                                                      ctx.geom)
+        elif needs[1]:
+            grad_weight = _conv_weight_grad(grad, input, weight.shape, ctx.geom)
         grad_bias = grad.sum(axis=(0, 2, 3)) if needs[2] else None
         return grad_input, grad_weight, grad_bias, None
 
@@ -1131,7 +1188,11 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 # --- conv_transpose2d -------------------------------------------------------------------
 
 class _ConvTranspose2d(Function):
-    """Forward = conv2d's input-gradient; backward = conv2d forward and weight-gradient."""
+    """Forward = conv2d's input-gradient; backward = conv2d forward and weight-gradient.
+
+    The weight-gradient reads the input only as a (C_in, N·H·W) matrix: the forward
+    pass keeps that channel-first copy, not the input (a copy needs no guard against
+    in-place changes of the caller's input, and the backward no transposition)."""
 
     @staticmethod
     def forward(ctx, input, weight, bias, geom, output_size):
@@ -1140,16 +1201,19 @@ class _ConvTranspose2d(Function):
         out = _conv_input_grad(input, weight, (n, out_channels) + tuple(output_size), geom)
         if bias is not None:
             out += bias[:, None, None]
-        ctx.save_for_backward(input, weight)
-        ctx.geom = geom
+        ctx.save_for_backward(weight)
+        ctx.geom, ctx.input_size = geom, tuple(input.shape[2:])
+        ctx.by_channel = (np.ascontiguousarray(input.transpose(1, 0, 2, 3))
+                          if ctx.needs_input_grad[1] else None)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        input, weight = ctx.saved
+        weight, = ctx.saved
         needs = ctx.needs_input_grad
-        grad_input, grad_weight = _conv_forward_and_weight_grad(grad, weight, input,
-                                                                ctx.geom, needs[:2])
+        input = None if ctx.by_channel is None else ctx.by_channel.transpose(1, 0, 2, 3)
+        grad_input, grad_weight = _conv_forward_and_weight_grad(
+            grad, weight, input, ctx.geom, ctx.input_size, needs[:2])
         grad_bias = grad.sum(axis=(0, 2, 3)) if needs[2] else None
         return grad_input, grad_weight, grad_bias, None, None
 

@@ -5,7 +5,9 @@ Two kinds, kept out of the operator modules so that those read as the book shows
 * plain-loop and textbook constructions, slow and obviously right, that the chapters
   and the tests compare the fast operators with: :func:`conv2d_loops` (one Python
   iteration per output value), :func:`conv_transpose2d_zero_insertion` (the
-  "deconvolution" recipe) and its :func:`insert_zeros`;
+  "deconvolution" recipe) and its :func:`insert_zeros`, and torchvision's ROI
+  operators written as its C++ kernels read, :func:`roi_pool_loops` and
+  :func:`roi_align_loops` (with their gradients);
 * PyTorch counterparts for :func:`fancydl.crosscheck` of the operators PyTorch has
   under another name or not at all (registered with
   :func:`~fancydl.crosscheck.torch_reference`; PyTorch is imported only when a
@@ -25,7 +27,9 @@ from .crosscheck import torch_reference
 from .validation import check_array, check_pair
 from .windows import pad2d, unpad2d
 
-__all__ = ["conv2d_loops", "insert_zeros", "conv_transpose2d_zero_insertion"]
+__all__ = ["conv2d_loops", "insert_zeros", "conv_transpose2d_zero_insertion",
+           "c_round", "roi_pool_loops", "roi_pool_loops_grad", "bilinear_taps",
+           "roi_align_loops", "roi_align_loops_grad"]
 
 
 # --- convolution as the textbook writes it ----------------------------------------------
@@ -122,6 +126,183 @@ def conv_transpose2d_zero_insertion(input, weight, bias=None, stride=1, padding=
     out = conv2d(x, w, bias, stride=1, padding=0, dilation=geom.dilation,
                  groups=geom.groups)
     return out[0] if unbatched else out
+
+
+# --- ROI pooling and ROI Align as torchvision's C++ kernels read ---------------------
+#
+# Written from torchvision's roi_pool_kernel.cpp and roi_align_kernel.cpp, one box, bin,
+# channel and sample at a time, sharing no code with fancydl.pool. Boxes are a (K, 5)
+# array of (batch index, x1, y1, x2, y2) in input coordinates.
+
+def _pair(size):
+    return (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
+
+
+def c_round(value):
+    """Round half away from zero, as C's ``round`` (``np.round`` rounds half to even).
+
+    Exact for every float: ``floor(|v| + 0.5)`` would round 0.49999999999999994 up.
+    """
+    rounded = float(np.round(value))
+    if abs(value - np.trunc(value)) == 0.5:        # a tie: away from zero
+        rounded = float(np.trunc(value) + np.sign(value))
+    return int(rounded)
+
+
+def roi_pool_loops(input, boxes, output_size, spatial_scale=1.0):
+    """torchvision's ``roi_pool``, one box, bin and channel at a time (forward).
+
+    Parameters
+    ----------
+    input : ndarray of shape (N, C, H, W)
+    boxes : ndarray of shape (K, 5)
+    output_size : int or (int, int)
+    spatial_scale : float
+
+    Returns
+    -------
+    out : ndarray of shape (K, C, PH, PW), float64
+        The maximum of each bin; 0 for an empty bin.
+    argmax : int ndarray of shape (K, C, PH, PW)
+        Flat index ``y * W + x`` of the first maximum of each bin, -1 if empty.
+    """
+    _, c, h, w = input.shape
+    ph_n, pw_n = _pair(output_size)
+    out = np.zeros((len(boxes), c, ph_n, pw_n))
+    argmax = np.full(out.shape, -1)
+    for k, (b, x1, y1, x2, y2) in enumerate(boxes):
+        start_w, start_h = c_round(x1 * spatial_scale), c_round(y1 * spatial_scale)
+        end_w, end_h = c_round(x2 * spatial_scale), c_round(y2 * spatial_scale)
+        bin_h = max(end_h - start_h + 1, 1) / ph_n     # the end cell is included
+        bin_w = max(end_w - start_w + 1, 1) / pw_n
+        for ph in range(ph_n):
+            top = min(max(int(np.floor(ph * bin_h)) + start_h, 0), h)
+            bottom = min(max(int(np.ceil((ph + 1) * bin_h)) + start_h, 0), h)
+            for pw in range(pw_n):
+                left = min(max(int(np.floor(pw * bin_w)) + start_w, 0), w)
+                right = min(max(int(np.ceil((pw + 1) * bin_w)) + start_w, 0), w)
+                for ch in range(c):
+                    empty = bottom <= top or right <= left
+                    best, where = (0.0 if empty else -np.finfo(np.float32).max), -1
+                    for yy in range(top, bottom):
+                        for xx in range(left, right):
+                            if input[int(b), ch, yy, xx] > best:
+                                best, where = input[int(b), ch, yy, xx], yy * w + xx
+                    out[k, ch, ph, pw], argmax[k, ch, ph, pw] = best, where
+    return out, argmax
+
+
+def roi_pool_loops_grad(input_shape, boxes, argmax, grad):
+    """Gradient of :func:`roi_pool_loops` with respect to its input.
+
+    Each bin's upstream gradient goes to its first maximum (``argmax``), summed over
+    bins and boxes.
+
+    Returns
+    -------
+    ndarray of shape ``input_shape``
+    """
+    grad_input = np.zeros(input_shape)
+    for k, ch, ph, pw in np.ndindex(*argmax.shape):
+        if argmax[k, ch, ph, pw] >= 0:
+            plane = grad_input[int(boxes[k][0]), ch]
+            plane.flat[argmax[k, ch, ph, pw]] += grad[k, ch, ph, pw]
+    return grad_input
+
+
+def bilinear_taps(y, x, height, width):
+    """ROI Align's bilinear read at the real point (y, x): its corners and weights.
+
+    A point beyond one pixel outside the map reads nothing; a point within one pixel
+    outside is clamped onto the border first (unlike deformable convolution, which
+    reads every outside corner as 0).
+
+    Returns
+    -------
+    list of (row, column, weight)
+        Four taps (corners may repeat at the last row or column), or none.
+    """
+    if y < -1.0 or y > height or x < -1.0 or x > width:
+        return []
+    y, x = max(y, 0.0), max(x, 0.0)
+    y_low, x_low = int(y), int(x)
+    if y_low >= height - 1:
+        y_high = y_low = height - 1
+        y = float(y_low)
+    else:
+        y_high = y_low + 1
+    if x_low >= width - 1:
+        x_high = x_low = width - 1
+        x = float(x_low)
+    else:
+        x_high = x_low + 1
+    ly, lx = y - y_low, x - x_low
+    hy, hx = 1 - ly, 1 - lx
+    return [(y_low, x_low, hy * hx), (y_low, x_high, hy * lx),
+            (y_high, x_low, ly * hx), (y_high, x_high, ly * lx)]
+
+
+def roi_align_loops(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1,
+                    aligned=False):
+    """torchvision's ``roi_align``, one box, bin and sample at a time (forward).
+
+    Parameters
+    ----------
+    input : ndarray of shape (N, C, H, W)
+    boxes : ndarray of shape (K, 5)
+    output_size : int or (int, int)
+    spatial_scale : float
+    sampling_ratio : int
+        Samples per bin and axis; ``<= 0``: ``ceil(box size / output size)`` per box.
+    aligned : bool
+        Shift the box by half a cell (pixel centres at half-integers).
+
+    Returns
+    -------
+    out : ndarray of shape (K, C, PH, PW), float64
+    taps : list of (k, ph, pw, batch, row, column, weight)
+        Every read of the input with its weight (1/count included): the gradient
+        :func:`roi_align_loops_grad` scatters along them.
+    """
+    _, c, h, w = input.shape
+    ph_n, pw_n = _pair(output_size)
+    out = np.zeros((len(boxes), c, ph_n, pw_n))
+    taps = []
+    shift = 0.5 if aligned else 0.0
+    for k, (b, x1, y1, x2, y2) in enumerate(boxes):
+        start_w, start_h = x1 * spatial_scale - shift, y1 * spatial_scale - shift
+        roi_w = x2 * spatial_scale - shift - start_w
+        roi_h = y2 * spatial_scale - shift - start_h
+        if not aligned:                        # the legacy rule: at least one cell
+            roi_w, roi_h = max(roi_w, 1.0), max(roi_h, 1.0)
+        bin_h, bin_w = roi_h / ph_n, roi_w / pw_n
+        grid_h = sampling_ratio if sampling_ratio > 0 else int(np.ceil(roi_h / ph_n))
+        grid_w = sampling_ratio if sampling_ratio > 0 else int(np.ceil(roi_w / pw_n))
+        count = max(grid_h * grid_w, 1)
+        for ph in range(ph_n):
+            for pw in range(pw_n):
+                for iy in range(grid_h):
+                    yy = start_h + ph * bin_h + (iy + 0.5) * bin_h / grid_h
+                    for ix in range(grid_w):
+                        xx = start_w + pw * bin_w + (ix + 0.5) * bin_w / grid_w
+                        for row, col, weight in bilinear_taps(yy, xx, h, w):
+                            out[k, :, ph, pw] += weight / count * input[int(b), :, row, col]
+                            taps.append((k, ph, pw, int(b), row, col, weight / count))
+    return out, taps
+
+
+def roi_align_loops_grad(input_shape, taps, grad):
+    """Gradient of :func:`roi_align_loops` with respect to its input: each tap adds
+    its weight times the upstream gradient of its bin.
+
+    Returns
+    -------
+    ndarray of shape ``input_shape``
+    """
+    grad_input = np.zeros(input_shape)
+    for k, ph, pw, b, row, col, weight in taps:
+        grad_input[b, :, row, col] += weight * grad[k, :, ph, pw]
+    return grad_input
 
 
 # --- PyTorch counterparts for fancydl.crosscheck ----------------------------------------

@@ -806,3 +806,40 @@ def test_depthwise_halves_on_two_threads_match_torch(rng, monkeypatch):
                       (rng.standard_normal((12, 1, 3, 2)), dict(stride=2, groups=6))):
         check_against_torch(fancydl.conv2d, torch.nn.functional.conv2d, x, w, None, rng,
                             kwargs, np.float64)
+
+
+@pytest.mark.parametrize("op, w_shape, kwargs", [
+    ("conv2d", (6, 1, 3, 3), dict(padding=1, groups=6)),           # keeps padded planes
+    ("conv_transpose2d", (6, 4, 4, 4), dict(stride=2, padding=1)),  # keeps (C, N·H·W)
+])
+def test_kept_input_forms_give_forward_time_gradients(rng, op, w_shape, kwargs):
+    """The backward of these paths reads a copy of the input made in the forward pass:
+    changing the input in place before the pullback leaves the gradients unchanged."""
+    x = rng.standard_normal((3, 6, 7, 7))
+    w = rng.standard_normal(w_shape)
+    f = getattr(fancydl, op)
+    out, pullback = fancydl.vjp(lambda w: f(x, w, **kwargs), w)
+    g = rng.standard_normal(out.shape)
+    expected = pullback(g)[0].copy()
+    x *= 2
+    np.testing.assert_array_equal(pullback(g)[0], expected)
+
+
+@given(channels=st.integers(1, 5), out_channels=st.integers(1, 5),
+       stride=st.integers(2, 3), multiple=st.integers(1, 2), padding=st.integers(0, 1),
+       batch=st.integers(0, 3), seed=st.integers(0, 2**31 - 1))
+def test_shared_im2col_backward_equals_the_separate_kernels(channels, out_channels, stride,
+                                                           multiple, padding, batch, seed):
+    """conv_transpose2d's backward computes conv2d's forward and weight-gradient from
+    one im2col: the same values as the two kernels called one by one."""
+    rng = np.random.default_rng(seed)
+    kernel = stride * multiple  # >= 2 > padding
+    g = rng.standard_normal((batch, channels, 4 * stride + kernel, 3 * stride + kernel))
+    w = rng.standard_normal((out_channels, channels, kernel, kernel))
+    geom = conv_module._conv2d_geometry("conv2d", g, w, None, stride, padding, 1, 1)
+    out_size = geom.output_size(*g.shape[2:])
+    x = rng.standard_normal((batch, out_channels) + out_size)
+    shared = conv_module._im2col_forward_and_weight_grad(g, w, x, geom)
+    np.testing.assert_allclose(shared[0], conv_module._conv_forward(g, w, geom), atol=1e-12)
+    np.testing.assert_allclose(shared[1], conv_module._conv_weight_grad(x, g, w.shape, geom),
+                               atol=1e-12)

@@ -318,6 +318,9 @@ WRONG = [
     ("pooling.max_unpool",  # every pixel of the window gets the value
      lambda v, i, shape: np.kron(v, np.ones((shape[0] // v.shape[0],
                                              shape[1] // v.shape[1]))), "differs"),
+    ("pooling.max_unpool",  # fancydl's own operator, which the exercise rules out
+     lambda v, i, shape: fancydl.max_unpool2d(v[None, None], i[None, None], 2,
+                                              output_size=shape)[0, 0], "not to use"),
     # roi_pooling
     ("roi_pooling.c_round", lambda v: np.round(v), "differs"),
     ("roi_pooling.roi_pool_bins", _roi_bins_bankers, "differs"),

@@ -1,7 +1,6 @@
 """Tests of fancydl.pool: max/avg/min/adaptive/stochastic pooling, roi_pool and roi_align."""
 
 import contextlib
-import math
 import threading
 import time
 from decimal import ROUND_HALF_UP, Decimal
@@ -509,105 +508,18 @@ def test_stochastic_float32_stays_float32(rng):
 
 
 # --- ROI pooling and ROI Align: an independent loop reference -------------------------
+# The loops (torchvision's kernels, one box, bin and sample at a time) are public in
+# fancydl/references.py, where the roi_pooling chapter calls them too.
 
-def _c_round(v):
-    return int(Decimal(repr(float(v))).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-
-
-def roi_pool_loops(x, rois, output_size, spatial_scale):
-    """torchvision's roi_pool, one box, bin and channel at a time (float64)."""
-    n, c, h, w = x.shape
-    ph_n, pw_n = output_size
-    out = np.zeros((len(rois), c, ph_n, pw_n))
-    argmax = np.full(out.shape, -1)
-    for k, (b, x1, y1, x2, y2) in enumerate(rois):
-        sw, sh = _c_round(x1 * spatial_scale), _c_round(y1 * spatial_scale)
-        ew, eh = _c_round(x2 * spatial_scale), _c_round(y2 * spatial_scale)
-        bin_h = max(eh - sh + 1, 1) / ph_n
-        bin_w = max(ew - sw + 1, 1) / pw_n
-        for ph in range(ph_n):
-            for pw in range(pw_n):
-                hs = min(max(math.floor(ph * bin_h) + sh, 0), h)
-                he = min(max(math.ceil((ph + 1) * bin_h) + sh, 0), h)
-                ws = min(max(math.floor(pw * bin_w) + sw, 0), w)
-                we = min(max(math.ceil((pw + 1) * bin_w) + sw, 0), w)
-                for ch in range(c):
-                    best, where = (0.0 if he <= hs or we <= ws else -3.4028234663852886e38), -1
-                    for yy in range(hs, he):
-                        for xx in range(ws, we):
-                            if x[int(b), ch, yy, xx] > best:
-                                best, where = x[int(b), ch, yy, xx], yy * w + xx
-                    out[k, ch, ph, pw], argmax[k, ch, ph, pw] = best, where
-    return out, argmax
+from fancydl.references import (c_round, roi_align_loops,  # noqa: E402
+                                roi_align_loops_grad, roi_pool_loops,
+                                roi_pool_loops_grad)
 
 
-def roi_pool_loops_grad(x_shape, rois, argmax, grad):
-    gx = np.zeros(x_shape)
-    for k, ch, ph, pw in np.ndindex(*argmax.shape):
-        if argmax[k, ch, ph, pw] >= 0:
-            b = int(rois[k][0])
-            gx[b, ch].flat[argmax[k, ch, ph, pw]] += grad[k, ch, ph, pw]
-    return gx
-
-
-def _bilinear_taps(y, x, h, w):
-    if y < -1.0 or y > h or x < -1.0 or x > w:
-        return []
-    y, x = max(y, 0.0), max(x, 0.0)
-    y_low, x_low = int(y), int(x)
-    if y_low >= h - 1:
-        y_high = y_low = h - 1
-        y = float(y_low)
-    else:
-        y_high = y_low + 1
-    if x_low >= w - 1:
-        x_high = x_low = w - 1
-        x = float(x_low)
-    else:
-        x_high = x_low + 1
-    ly, lx = y - y_low, x - x_low
-    hy, hx = 1 - ly, 1 - lx
-    return [(y_low, x_low, hy * hx), (y_low, x_high, hy * lx),
-            (y_high, x_low, ly * hx), (y_high, x_high, ly * lx)]
-
-
-def roi_align_loops(x, rois, output_size, spatial_scale, sampling_ratio, aligned):
-    """torchvision's roi_align, one box, bin and sample at a time (float64).
-
-    Returns the output and the list of taps (k, ph, pw, batch, y, x, weight) that the
-    gradient uses.
-    """
-    n, c, h, w = x.shape
-    ph_n, pw_n = output_size
-    out = np.zeros((len(rois), c, ph_n, pw_n))
-    taps = []
-    shift = 0.5 if aligned else 0.0
-    for k, (b, x1, y1, x2, y2) in enumerate(rois):
-        sw, sh = x1 * spatial_scale - shift, y1 * spatial_scale - shift
-        rw, rh = x2 * spatial_scale - shift - sw, y2 * spatial_scale - shift - sh
-        if not aligned:
-            rw, rh = max(rw, 1.0), max(rh, 1.0)
-        bin_h, bin_w = rh / ph_n, rw / pw_n
-        gh = sampling_ratio if sampling_ratio > 0 else math.ceil(rh / ph_n)
-        gw = sampling_ratio if sampling_ratio > 0 else math.ceil(rw / pw_n)
-        count = max(gh * gw, 1)
-        for ph in range(ph_n):
-            for pw in range(pw_n):
-                for iy in range(gh):
-                    yy = sh + ph * bin_h + (iy + 0.5) * bin_h / gh
-                    for ix in range(gw):
-                        xx = sw + pw * bin_w + (ix + 0.5) * bin_w / gw
-                        for r, col, weight in _bilinear_taps(yy, xx, h, w):
-                            out[k, :, ph, pw] += weight / count * x[int(b), :, r, col]
-                            taps.append((k, ph, pw, int(b), r, col, weight / count))
-    return out, taps
-
-
-def roi_align_loops_grad(x_shape, taps, grad):
-    gx = np.zeros(x_shape)
-    for k, ph, pw, b, r, col, weight in taps:
-        gx[b, :, r, col] += weight * grad[k, :, ph, pw]
-    return gx
+@given(st.floats(-1e6, 1e6) | st.integers(-1000, 1000).map(lambda i: i / 2))
+def test_reference_c_round_rounds_half_away_from_zero(value):
+    expected = int(Decimal(repr(float(value))).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    assert c_round(value) == expected
 
 
 @st.composite

@@ -4,6 +4,11 @@
   text cites ("He et al. 2016"), and titles keep the capitals the .bib gives them.
 - Each script is included once per page (sphinx-thebe adds its configuration script
   twice, which throws ``THEBE_JS_URL has already been declared`` in every page).
+- Markdown that a cell displays (``IPython.display.Markdown``, e.g. the tables of
+  ``fancydl.viz.channels.markdown_table``) is parsed as MyST, like the chapters' own
+  text: myst-nb's default, CommonMark, has neither tables nor ``$...$`` math, so those
+  outputs showed as lines of pipes and raw TeX. ``nb_render_markdown_format`` in
+  ``_config.yml`` still wins when set there.
 - The book's own CSS and JavaScript (``book/_static``): sidebar toggles that work on
   phones and desktops, figures that open full size, math and tables that scroll
   instead of being cut off.
@@ -89,9 +94,15 @@ def _include_each_script_once(app, pagename, templatename, context, doctree):
     scripts[:] = unique
 
 
+def _render_markdown_outputs_as_myst(app, config):
+    if "nb_render_markdown_format" not in config._raw_config:
+        config.nb_render_markdown_format = "myst"
+
+
 def setup(app):
     app.config.html_static_path.append(str(STATIC))
     app.add_css_file("fancybook.css")
     app.add_js_file("fancybook.js", defer="defer")
     app.connect("html-page-context", _include_each_script_once, priority=900)
+    app.connect("config-inited", _render_markdown_outputs_as_myst)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -64,7 +64,8 @@ def _unpool_cases():
 
 
 @exercise("pooling.max_unpool", cases=_unpool_cases(), rtol=1e-12, atol=1e-14,
-          forbid=AUTODIFF + ("torch.nn.functional.max_unpool2d",))
+          forbid=AUTODIFF + ("torch.nn.functional.max_unpool2d",
+                             "fancydl.max_unpool2d", "fancydl.pool.max_unpool2d"))
 def max_unpool(values, indices, shape):
     """Max unpooling with switches: an (H, W) plane of zeros with each pooled value put
     back at its flat index (row-major in the plane), as max_pool2d's backward does."""

@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..autodiff import vjp
-from ..pool import avg_pool2d, max_pool2d, min_pool2d, roi_align, roi_pool, stochastic_pool2d
+from ..conv import conv_transpose2d
+from ..pool import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d,
+                    max_unpool2d, min_pool2d, roi_align, roi_pool, stochastic_pool2d)
 from .style import CMAPS, COLORS
 
 POOLINGS = {"max": max_pool2d, "avg": avg_pool2d, "min": min_pool2d}
@@ -70,7 +72,9 @@ def pooling_routing(x, mode="max", kernel_size=2, stride=None, padding=0):
     op = POOLINGS[mode]
     out, pullback = vjp(lambda t: op(t, kernel_size, stride, padding), x[None, None])
     (grad,) = pullback(np.ones(out.shape))
-    return out[0, 0], grad[0, 0]
+    # min pooling is -max(-x): "+ 0.0" turns its negative zeros into zeros, so
+    # that no panel prints "-0".
+    return out[0, 0] + 0.0, grad[0, 0] + 0.0
 
 
 def draw_pooling_routing(axes, x, mode="max", kernel_size=2, stride=None, padding=0):
@@ -102,6 +106,128 @@ def draw_pooling_figure(x, mode="max", kernel_size=2, stride=2, padding=0):
 
     fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.9))
     draw_pooling_routing(axes, x, mode, kernel_size, stride, padding)
+    fig.tight_layout()
+    return fig
+
+
+def draw_switches_figure(x, kernel_size=2):
+    """Max pooling's switches and the unpooling that uses them, on one plane.
+
+    Parameters
+    ----------
+    x : ndarray of shape (H, W)
+        H and W divisible by ``kernel_size`` (non-overlapping windows).
+    kernel_size : int
+
+    Returns
+    -------
+    matplotlib Figure
+        Three panels: the input with each window outlined and an arrow from the
+        window's centre to its maximum (the switch); the pooled maxima; and
+        ``max_unpool2d`` of them, each maximum back at its switch, zeros elsewhere.
+    """
+    import matplotlib.pyplot as plt
+
+    k = kernel_size
+    out, idx = max_pool2d(x[None, None], k, return_indices=True)
+    unpooled = max_unpool2d(out, idx, k, output_size=x.shape)[0, 0]
+    fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.9))
+    draw_grid(axes[0], x, CMAPS["input"], "input and switches")
+    for (r, c), flat in np.ndenumerate(idx[0, 0]):
+        centre = (c * k + (k - 1) / 2, r * k + (k - 1) / 2)
+        axes[0].add_patch(_rectangle((c * k - 0.5, r * k - 0.5), k, k, COLORS["neutral"],
+                                     linewidth=1.0))
+        target = divmod(int(flat), x.shape[1])
+        axes[0].annotate("", xy=(target[1], target[0]), xytext=centre,
+                         arrowprops=dict(arrowstyle="->", color=COLORS["highlight"],
+                                         lw=1.5))
+    draw_grid(axes[1], out[0, 0], CMAPS["output"], f"max_pool2d(k={k})")
+    draw_grid(axes[2], unpooled + 0.0, CMAPS["output"], "max_unpool2d", vmin=out.min())
+    fig.tight_layout()
+    return fig
+
+
+def upsampling_by_transposed_kernels(values, switches):
+    """Three 2x upsamplings of a plane as stride-2 transposed convolutions.
+
+    Parameters
+    ----------
+    values : ndarray of shape (h, w)
+    switches : int ndarray of shape (h, w)
+        Flat indices into the (2h, 2w) output, one inside each 2x2 block.
+
+    Returns
+    -------
+    dict name -> ndarray of shape (2h, 2w)
+        "zero insertion" (kernel one-hot at the top-left: the same for every
+        position), "unpooling with switches" (a one-hot kernel chosen per position
+        by the data: ``max_unpool2d``), "nearest" (kernel of ones).
+    """
+    x = values[None, None].astype(np.float64)
+    corner = np.zeros((1, 1, 2, 2))
+    corner[..., 0, 0] = 1.0
+    return {"zero insertion": conv_transpose2d(x, corner, stride=2)[0, 0],
+            "unpooling with switches": max_unpool2d(x, switches[None, None], 2)[0, 0],
+            "nearest": conv_transpose2d(x, np.ones((1, 1, 2, 2)), stride=2)[0, 0]}
+
+
+def draw_upsampling_figure(values, switches):
+    """:func:`upsampling_by_transposed_kernels` as three panels.
+
+    Returns
+    -------
+    matplotlib Figure
+        The three 2x upsamplings of the same small plane: zeros inserted at fixed
+        places, values placed at their switches, values copied into whole blocks.
+    """
+    import matplotlib.pyplot as plt
+
+    maps = upsampling_by_transposed_kernels(values, switches)
+    fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.9))
+    for ax, (name, up) in zip(axes, maps.items()):
+        draw_grid(ax, up, CMAPS["output"], name, vmin=0.0, vmax=float(values.max()))
+    fig.tight_layout()
+    return fig
+
+
+def global_pooling_gradients(x):
+    """Input gradients of global average and global max pooling of one plane.
+
+    Parameters
+    ----------
+    x : ndarray of shape (H, W)
+
+    Returns
+    -------
+    dict name -> ndarray of shape (H, W)
+        For an upstream gradient of 1: ``1 / (H W)`` everywhere for the average, one
+        1 at the (first) maximum for the max.
+    """
+    grads = {}
+    for name, op in (("global average", adaptive_avg_pool2d),
+                     ("global max", adaptive_max_pool2d)):
+        out, pullback = vjp(lambda t: op(t, 1), x[None, None])
+        grads[name] = pullback(np.ones(out.shape))[0][0, 0]
+    return grads
+
+
+def draw_global_pooling_figure(x):
+    """The input and :func:`global_pooling_gradients` as three panels.
+
+    Returns
+    -------
+    matplotlib Figure
+        The plane, then the gradient each pixel receives from global average pooling
+        (uniform 1/(HW)) and from global max pooling (all to the maximum).
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.9))
+    draw_grid(axes[0], x, CMAPS["input"], f"input {x.shape[0]}×{x.shape[1]}",
+              fmt="{:.1f}")
+    for ax, (name, grad) in zip(axes[1:], global_pooling_gradients(x).items()):
+        draw_grid(ax, grad, CMAPS["gradient"], f"gradient of {name}", fmt="{:.2g}",
+                  vmin=-1.0, vmax=1.0)
     fig.tight_layout()
     return fig
 

@@ -39,37 +39,66 @@ def softmax_summary(logits, temperature, target):
     return softmax(logits / temperature, 0), float(loss), gradient
 
 
-def draw_softmax_panel(ax, logits, temperature, target, ylim=None):
-    """Bars of softmax probabilities and of the loss gradient for one example.
+def gradient_limit(logits, temperatures, targets=None):
+    """A symmetric y-limit that fits the logit gradient at every given state.
+
+    Sharing it between the states of an explorer keeps the bars comparable when the
+    temperature changes (the gradient ``(softmax(z / T) - t) / T`` can exceed 1).
 
     Parameters
     ----------
-    ax : matplotlib Axes
     logits : ndarray of shape (C,)
-    temperature : float
+    temperatures : sequence of float > 0
+    targets : sequence of int, optional
+        Default: every class.
+
+    Returns
+    -------
+    float
+        ``1.1 * max |gradient|`` over the states, at least 1.1.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    targets = range(len(logits)) if targets is None else targets
+    largest = max(float(np.abs(softmax_summary(logits, t, k)[2]).max())
+                  for t in temperatures for k in targets)
+    return 1.1 * max(1.0, largest)
+
+
+def draw_softmax_panels(ax_prob, ax_grad, logits, temperature, target, limit=None):
+    """Softmax probabilities (left axes) and the logit gradient (right axes).
+
+    Parameters
+    ----------
+    ax_prob, ax_grad : matplotlib Axes
+    logits : ndarray of shape (C,)
+    temperature : float > 0
     target : int
-    ylim : pair of float, optional
-        Default: symmetric, wide enough for every bar (the gradient grows as 1/T).
+    limit : float, optional
+        The gradient axis spans ``[-limit, limit]``. Default: fitted to this state's
+        bars; pass :func:`gradient_limit` to share one scale between states.
     """
     probabilities, loss, gradient = softmax_summary(logits, temperature, target)
     classes = np.arange(len(logits))
-    ax.bar(classes - 0.2, probabilities, width=0.4, color=COLORS["output"],
-           label="softmax $y$")
-    ax.bar(classes + 0.2, gradient, width=0.4, color=COLORS["gradient"],
-           label=r"$\partial\xi/\partial z = y - t$")
-    ax.axhline(0, color="black", linewidth=0.6)
-    ax.set_xticks(classes)
-    ax.set_xticklabels([f"{c}{'*' if c == target else ''}" for c in classes])
-    if ylim is None:
-        top = 1.05 * max(1.0, float(np.abs(gradient).max()))
-        ylim = (-top, top)
-    ax.set_ylim(*ylim)
-    ax.set_xlabel("class (* = target)")
-    ax.set_title(f"T = {temperature:g}: loss = {loss:.3f}")
-    return ax
+    names = [f"{c}{'*' if c == target else ''}" for c in classes]
+    ax_prob.bar(classes, probabilities, width=0.6, color=COLORS["output"])
+    ax_prob.set_ylim(0, 1.05)
+    ax_prob.set_title(f"$y = $softmax$(z/T)$, T = {temperature:g}", fontsize=10)
+    ax_grad.bar(classes, gradient, width=0.6, color=COLORS["gradient"])
+    ax_grad.axhline(0, color="black", linewidth=0.6)
+    if limit is None:
+        limit = 1.1 * max(1.0, float(np.abs(gradient).max()))
+    ax_grad.set_ylim(-limit, limit)
+    ax_grad.set_title(rf"gradient $\partial\xi/\partial z$ (loss $\xi$ = {loss:.3f})",
+                      fontsize=10)
+    for ax in (ax_prob, ax_grad):
+        ax.set_xticks(classes)
+        ax.set_xticklabels(names)
+        ax.set_xlabel("class (* = target)", fontsize=10)
+        ax.tick_params(labelsize=9)
+    return ax_prob, ax_grad
 
 
-def draw_softmax_figure(logits, temperature, target):
+def draw_softmax_figure(logits, temperature, target, limit=None):
     """One example at one temperature, as a figure (a state of the chapter's explorer).
 
     Parameters
@@ -77,17 +106,20 @@ def draw_softmax_figure(logits, temperature, target):
     logits : ndarray of shape (C,)
     temperature : float > 0
     target : int
+    limit : float, optional
+        Half-range of the gradient axis (see :func:`draw_softmax_panels`).
 
     Returns
     -------
     matplotlib Figure
+        7 x 3 inches: the probabilities on the left, on [0, 1.05]; the gradient of
+        the cross-entropy with respect to the logits on the right, computed by
+        :func:`fancydl.vjp`, on a symmetric axis that no bar exceeds.
     """
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    draw_softmax_panel(ax, logits, temperature, target)
-    ax.set_ylabel("value")
-    ax.legend(loc="lower left", fontsize=9)
+    fig, (ax_prob, ax_grad) = plt.subplots(1, 2, figsize=(7.0, 3.0))
+    draw_softmax_panels(ax_prob, ax_grad, logits, temperature, target, limit)
     fig.tight_layout()
     return fig
 
@@ -110,7 +142,8 @@ def softmax_widget(n_classes=4):
     target = widgets.Dropdown(options=list(range(n_classes)), value=0, description="target")
 
     def show(T, target, **z):
-        draw_softmax_figure(np.array([z[f"z{c}"] for c in range(n_classes)]), T, target)
+        logits = np.array([z[f"z{c}"] for c in range(n_classes)])
+        draw_softmax_figure(logits, T, target)
         plt.show()
 
     return widgets.interactive(show, T=temperature, target=target, **sliders)

@@ -2,10 +2,12 @@
 
 A page fails on: an uncaught JavaScript error or a console error; a failed request to
 the book's own server; a request to any other host that no local copy serves; raw TeX
-left unrendered or a MathJax error; a code cell that scrolls sideways at 1280 px; a
-broken image; a control in a cell output that changes nothing when used (an inert
-control); an animation whose slider or play button does not change the frame; a sidebar
-toggle that does not open (phone) or collapse (desktop) the table of contents.
+left unrendered or a MathJax error; Markdown table syntax shown as text; a code cell
+or a formula that scrolls sideways at 1280 px; code longer than 40 lines shown open
+(not collapsed); a broken image; a control in a cell output that changes nothing when
+used (an inert control); an animation whose slider or play button does not change the
+frame; a sidebar toggle that does not open (phone) or collapse (desktop) the table of
+contents.
 A full-page screenshot of every page at both widths is kept in ``_build/screenshots``.
 """
 
@@ -30,6 +32,10 @@ KNOWN_THIRD_PARTY_ERRORS: dict[str, str] = {}
 RAW_TEX = re.compile(
     r"\$\$|\\(?:frac|sum|begin|end|mathbf|mathrm|left|right|cdot|partial|hat|sqrt|"
     r"operatorname|text|alpha|sigma|xi|odot|top|le|ge)\b|(?<![\w$])\$[^$\s][^$\n]{0,80}\$")
+
+# A Markdown table that reached the page as text ("| a | b |" then "| --- | --- |"): a
+# cell displayed Markdown that was not parsed as MyST.
+RAW_MARKDOWN_TABLE = re.compile(r"\|\s*(?:-{3,}|\u2014|\u2013)\s*\|")
 
 
 def book_pages():
@@ -105,6 +111,23 @@ SCROLLING_CODE_JS = """() => Array.from(document.querySelectorAll(
   .filter(pre => pre.scrollWidth > pre.clientWidth + 1)
   .map(pre => pre.textContent.split('\\n').reduce(
       (a, b) => (b.length > a.length ? b : a), '').slice(0, 100))"""
+
+# Formulas that scroll sideways in their box. At 1280 px every formula fits the column:
+# one that scrolls there is too long for a line (or shows a scroll bar under it on
+# desktops with classic scroll bars); on a phone a long formula may scroll.
+SCROLLING_MATH_JS = """() => Array.from(document.querySelectorAll('article mjx-container'))
+  .filter(math => math.scrollWidth > math.clientWidth + 1)
+  .map(math => `${math.textContent.slice(0, 60)} `
+               + `(${math.scrollWidth} px in ${math.clientWidth})`)"""
+
+# Code shown open (not inside a collapsed <details>) longer than this many lines: a
+# listing that should sit behind a toggle or in the chapter's "Implementation" section.
+MAX_OPEN_CODE_LINES = 40
+LONG_CODE_JS = """(limit) => Array.from(document.querySelectorAll('article pre'))
+  .filter(pre => pre.offsetParent !== null && !pre.closest('details:not([open])'))
+  .map(pre => [pre.textContent.replace(/\\n$/, '').split('\\n').length,
+               pre.textContent.trim().split('\\n')[0].slice(0, 60)])
+  .filter(([lines]) => lines > limit)"""
 
 BROKEN_IMAGES_JS = """() => Array.from(document.querySelectorAll('article img'))
   .filter(img => !(img.complete && img.naturalWidth > 0))
@@ -250,12 +273,19 @@ def test_page(browser, site, screenshots, page_path, width_name):
         tex = page.evaluate(RAW_TEX_JS)
         problems += [f"raw TeX in the page: {match.group(0)!r}"
                      for match in RAW_TEX.finditer(tex["text"])]
+        problems += [f"Markdown table shown as text: {match.group(0)!r}"
+                     for match in RAW_MARKDOWN_TABLE.finditer(tex["text"])][:1]
         if tex["errors"]:
             problems.append(f"{tex['errors']} MathJax errors in the page")
         problems += [f"broken image: {src}" for src in page.evaluate(BROKEN_IMAGES_JS)]
         if width >= 1280:
             problems += [f"code scrolls sideways at {width} px: {line!r}"
                          for line in page.evaluate(SCROLLING_CODE_JS)]
+            problems += [f"formula scrolls sideways at {width} px: {text!r}"
+                         for text in page.evaluate(SCROLLING_MATH_JS)]
+            problems += [f"{lines}-line code block shown open (collapse it): {first!r}"
+                         for lines, first in page.evaluate(LONG_CODE_JS,
+                                                           MAX_OPEN_CODE_LINES)]
         problems += [f"inert control: {html}" for html in inert_controls(page)]
         problems += dead_animations(page)
         problems += sidebar_problems(page, width)
