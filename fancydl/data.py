@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .validation import check_int, check_real
+from .validation import check_float_dtype, check_int, check_real
 
 __all__ = ["batches", "load_digits", "Split"]
 
@@ -150,12 +150,7 @@ def load_digits(*, test_size=0.25, seed=0, dtype=np.float64):
     test_size = check_real(op, "test_size", test_size, minimum=0.0, maximum=1.0,
                            inclusive=False)
     seed = check_int(op, "seed", seed, minimum=0)
-    try:
-        dtype = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"{op}: dtype must be float32 or float64, got {dtype!r}") from None
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"{op}: dtype must be float32 or float64, got {dtype}")
+    dtype = check_float_dtype(op, dtype)
     try:
         from sklearn.datasets import load_digits as sklearn_digits
     except ImportError as error:

@@ -21,7 +21,7 @@ import numbers
 
 import numpy as np
 
-from .validation import check_choice, check_int, check_pair, check_real
+from .validation import check_choice, check_float_dtype, check_int, check_pair, check_real
 
 __all__ = ["calculate_gain", "fan_in_and_fan_out", "kaiming_uniform", "kaiming_normal",
            "xavier_uniform", "xavier_normal", "conv2d_params", "linear_params",
@@ -118,27 +118,17 @@ def _check_rng(op, rng):
                         f"numpy.random.default_rng(0)), got {type(rng).__name__}")
 
 
-def _check_dtype(op, dtype):
-    try:
-        dtype = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"{op}: dtype must be float32 or float64, got {dtype!r}") from None
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"{op}: dtype must be float32 or float64, got {dtype}")
-    return dtype
-
-
 def _uniform(op, rng, shape, bound, dtype):
     """U(-bound, bound) of ``shape`` in ``dtype`` (drawn in float64, then cast)."""
     _check_rng(op, rng)
-    dtype = _check_dtype(op, dtype)
+    dtype = check_float_dtype(op, dtype)
     return rng.uniform(-bound, bound, size=shape).astype(dtype)
 
 
 def _normal(op, rng, shape, std, dtype):
     """N(0, std^2) of ``shape`` in ``dtype`` (drawn in float64, then cast)."""
     _check_rng(op, rng)
-    dtype = _check_dtype(op, dtype)
+    dtype = check_float_dtype(op, dtype)
     return rng.normal(0.0, std, size=shape).astype(dtype)
 
 
@@ -382,7 +372,7 @@ def batch_norm_params(num_features, dtype=np.float64):
     """
     op = "batch_norm_params"
     num_features = check_int(op, "num_features", num_features, minimum=1)
-    dtype = _check_dtype(op, dtype)
+    dtype = check_float_dtype(op, dtype)
     return {"weight": np.ones(num_features, dtype), "bias": np.zeros(num_features, dtype)}
 
 
@@ -411,6 +401,6 @@ def batch_norm_buffers(num_features, dtype=np.float64):
     """
     op = "batch_norm_buffers"
     num_features = check_int(op, "num_features", num_features, minimum=1)
-    dtype = _check_dtype(op, dtype)
+    dtype = check_float_dtype(op, dtype)
     return {"running_mean": np.zeros(num_features, dtype),
             "running_var": np.ones(num_features, dtype)}

@@ -65,6 +65,17 @@ def check_float_array(op, name, x, ndim=None):
     return check_array(op, name, x, ndim=ndim, dtype_kind="float")
 
 
+def check_float_dtype(op, dtype, name="dtype"):
+    """``dtype`` as a NumPy dtype, refusing anything but float32 and float64."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{op}: {name} must be float32 or float64, got {dtype!r}") from None
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"{op}: {name} must be float32 or float64, got {dtype}")
+    return dtype
+
+
 def check_same_dtype(op, **arrays):
     """Check that the given (non-None) arrays share one dtype, as PyTorch requires."""
     present = {k: v for k, v in arrays.items() if v is not None}

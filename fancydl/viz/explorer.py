@@ -222,8 +222,15 @@ def _check_controls(controls, labels, formats):
     return shown
 
 
+#: Narrowest image an explorer shows, in pixels. A figure drawn small (4 in) at the
+#: modest default dpi would show its 7-9 pt text at 8-10 px; such figures are rendered
+#: at a higher dpi instead, so their text stays legible in the book's column.
+MIN_IMAGE_WIDTH_PX = 480
+
+
 def _render_png(fig, dpi, palette):
     buffer = io.BytesIO()
+    dpi = max(dpi, MIN_IMAGE_WIDTH_PX / fig.get_figwidth())
     # No "Software" (version) chunk: the same figure gives the same bytes.
     fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
     if palette is None:
@@ -271,7 +278,9 @@ def explore(draw, controls, *, caption=None, alt=None, labels=None, formats=None
         Value -> text shown for it (default: ``{:g}`` for floats, ``str`` otherwise).
         Two values of one parameter must not display alike.
     dpi : float
-        Resolution of the PNG images (modest: a page holds all of them).
+        Resolution of the PNG images (modest: a page holds all of them). A figure
+        narrower than ``MIN_IMAGE_WIDTH_PX`` pixels at this dpi is rendered at the
+        dpi that makes it that wide, so that its text stays legible.
     palette : int or None
         Store each image as an indexed PNG of at most this many colours (2 to 256;
         a plot rarely needs more, and the page gets about three times lighter), or

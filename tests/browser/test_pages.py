@@ -133,17 +133,32 @@ BROKEN_IMAGES_JS = """() => Array.from(document.querySelectorAll('article img'))
   .filter(img => !(img.complete && img.naturalWidth > 0))
   .map(img => (img.getAttribute('src') || '').slice(0, 80))"""
 
-# A signature of what a cell output shows: its images and its text.
+# A signature of what a cell output shows. Where the output holds images, only the
+# images a reader sees count (a hash of each visible image's data): a control that
+# changes its own readout or a caption while the figure stays the same is inert, the
+# very contradiction of a dead widget ("T = 31.6" over a plot titled "T = 1"). An
+# output without images is compared by its text, the controls' own values left out.
 OUTPUT_SIGNATURE_JS = """(element) => {
   const output = element.closest('.cell_output') || element.parentElement;
-  const images = Array.from(output.querySelectorAll('img')).map(
-      img => img.currentSrc.length + ':' + img.currentSrc.slice(-64) + ':' + img.alt);
-  const text = Array.from(output.querySelectorAll('*'))
-      .filter(node => !node.matches('input, select, option, button, script, style'))
+  const hash = (text) => {
+    let h = 2166136261;
+    for (let i = 0; i < text.length; i++) {
+      h = Math.imul(h ^ text.charCodeAt(i), 16777619) >>> 0;
+    }
+    return h.toString(16) + ':' + text.length;
+  };
+  const images = Array.from(output.querySelectorAll('img'));
+  if (images.length) {
+    return 'shown images: ' + images
+      .filter(img => img.offsetParent !== null && img.getBoundingClientRect().width > 0)
+      .map(img => hash(img.currentSrc || img.src)).join(';');
+  }
+  return 'text: ' + Array.from(output.querySelectorAll('*'))
+      .filter(node => !node.matches('input, select, option, button, output, label, '
+                                    + 'script, style'))
       .map(node => Array.from(node.childNodes)
           .filter(child => child.nodeType === 3).map(child => child.data).join(''))
       .join('|');
-  return images.join(';') + '#' + text;
 }"""
 
 CONTROLS = ("article .cell_output input, article .cell_output select, "
@@ -181,7 +196,10 @@ def inert_controls(page):
     """Controls in cell outputs (outside animations) that change nothing when used."""
     inert = []
     for control in page.query_selector_all(CONTROLS):
-        if control.evaluate("c => !!c.closest('.animation')") or not control.is_visible():
+        # sphinx-copybutton's "copy" button on a text output is page chrome, not a
+        # control of the output: it copies and changes nothing shown, by design.
+        if (control.evaluate("c => !!c.closest('.animation') || c.matches('.copybtn')")
+                or not control.is_visible()):
             continue
         before = control.evaluate(OUTPUT_SIGNATURE_JS)
         if not _operate(control):
