@@ -393,6 +393,13 @@ WRONG = [
          x, w, stride=s, padding=p), np.zeros((1,)))[0], "not to use"),
     # training_cnn (checkers written with the capstone chapter)
     ("training_cnn.parameter_count", 9 * 16 + 9 * 16 * 32 + 128 * 10 + 10, "expected"),
+    ("training_cnn.momentum_limit", lambda lr, mu, g: -lr * g, "differs"),
+    ("training_cnn.momentum_limit",
+     lambda lr, mu, g: -lr * g * mu / (1 - mu), "differs"),
+    ("training_cnn.adam_first_step",  # without the bias corrections
+     lambda g, lr, eps: -lr * 0.1 * g / (np.sqrt(0.001) * np.abs(g) + eps),
+     "differs"),
+    ("training_cnn.adam_first_step", lambda g, lr, eps: -lr * np.sign(g), "differs"),
     ("training_cnn.batch_norm_eval",
      lambda x, m, v, w, b: (x - m) / np.sqrt(v + 1e-5) * w + b if x.ndim == 2 else x,
      "differs"),

@@ -68,3 +68,28 @@ def batch_norm_eval(x, running_mean, running_var, weight, bias):
     shape = (1, -1) + (1,) * (x.ndim - 2)
     scale = weight / np.sqrt(running_var + 1e-5)
     return (x - running_mean.reshape(shape)) * scale.reshape(shape) + bias.reshape(shape)
+
+
+@exercise("training_cnn.momentum_limit",
+          cases=[(0.05, 0.9, 2.0), (0.1, 0.0, 1.0), (0.01, 0.99, -3.0),
+                 (1.0, 0.5, 0.25)], rtol=1e-12, atol=1e-14)
+def momentum_limit(lr, momentum, grad):
+    """Limit of the step theta_t - theta_{t-1} of SGD with momentum (PyTorch's
+    equations) under a constant gradient: b_t -> grad / (1 - momentum)."""
+    return -lr * grad / (1 - momentum)
+
+
+def _adam_cases():
+    rng = np.random.default_rng(8)
+    return [(rng.standard_normal(5), 0.001, 1e-8),
+            (np.array([1e-3, -2.0, 0.0]), 0.1, 1e-8),
+            (rng.standard_normal(4) * 1e-6, 0.01, 1e-6)]
+
+
+@exercise("training_cnn.adam_first_step", cases=_adam_cases(), rtol=1e-10,
+          atol=1e-15, forbid=("fancydl.optim.Adam", "fancydl.optim.AdamW",
+                              "torch.optim.Adam", "torch.optim.AdamW"))
+def adam_first_step(grad, lr, eps):
+    """theta_1 - theta_0 of Adam from m_0 = v_0 = 0, for any betas: the bias
+    corrections give m_hat = g and v_hat = g**2, so the step is -lr g / (|g| + eps)."""
+    return -lr * grad / (np.abs(grad) + eps)
