@@ -1,7 +1,6 @@
 """Tests of fancydl.norm: batch, instance, group and layer normalization, the
 BatchNorm2d layer and fold_batch_norm, against PyTorch and finite differences."""
 
-import contextlib
 import warnings
 
 import numpy as np
@@ -11,6 +10,7 @@ from hypothesis import strategies as st
 
 import fancydl
 from fancydl import parallel
+from parallel_switch import threads
 from fancydl import BatchNorm2d, batch_norm, fold_batch_norm, group_norm, instance_norm, \
     layer_norm
 
@@ -78,17 +78,6 @@ def torch_grads(torch, out, tensors, upstream):
     return [None if t is None else next(grads) for t in tensors]
 
 
-@contextlib.contextmanager
-def threads(on=True):
-    """With ``on``, every :func:`fancydl.parallel.halves` call of two items or more
-    runs its second half on the worker thread (as large inputs do on two cores)."""
-    saved = parallel.THREADED_SIZE, parallel.usable_cores
-    if on:
-        parallel.THREADED_SIZE, parallel.usable_cores = 1, lambda: 2
-    try:
-        yield
-    finally:
-        parallel.THREADED_SIZE, parallel.usable_cores = saved
 
 
 def run_ours(op, x, weight, bias, upstream, *args, **kwargs):

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import fancydl
 from fancydl import parallel
+from parallel_switch import threads
 
 DTYPES = [np.float64, np.float32]
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=1e-5, atol=1e-5)}
@@ -94,17 +95,6 @@ def pool_cases(draw, dilation=True, valid=True):
     return shape, kwargs
 
 
-@contextlib.contextmanager
-def threads(on=True):
-    """With ``on``, every :func:`fancydl.parallel.halves` call of two items or more
-    runs its second half on the worker thread (as large inputs do on two cores)."""
-    saved = parallel.THREADED_SIZE, parallel.usable_cores
-    if on:
-        parallel.THREADED_SIZE, parallel.usable_cores = 1, lambda: 2
-    try:
-        yield
-    finally:
-        parallel.THREADED_SIZE, parallel.usable_cores = saved
 
 
 def _has_window_of_padding_only(shape, kwargs):

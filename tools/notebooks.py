@@ -38,8 +38,9 @@ def setup_cell_source(url=None):
         "# under nbval). Colab's own numpy, torch and ipywidgets are left as they are.\n"
         "import importlib.util\n"
         "\n"
+        f'REPOSITORY = "git+{url}"\n'
         'if importlib.util.find_spec("fancydl") is None:\n'
-        f'    get_ipython().run_line_magic("pip", "install --quiet git+{url}")'
+        '    get_ipython().run_line_magic("pip", f"install --quiet {REPOSITORY}")'
     )
 
 
