@@ -110,7 +110,7 @@ def step():
         fancydl_stmt="fancydl.depthwise_separable_conv(x, wd, wp, padding=1)",
         torch_setup=_DEPTHWISE + _FANCYDL,
         torch_stmt="fancydl.conv2d(x, ws, padding=1)",
-        baseline="fancydl standard",
+        subject="fancydl separable", baseline="fancydl standard",
     ),
     Case(
         name="torch separable vs torch standard 3x3",
@@ -119,7 +119,7 @@ def step():
         fancydl_stmt="F.conv2d(F.conv2d(T['x'], T['wd'], padding=1, groups=128), T['wp'])",
         torch_setup=_DEPTHWISE + _TORCH,
         torch_stmt="F.conv2d(T['x'], T['ws'], padding=1)",
-        baseline="torch standard",
+        subject="torch separable", baseline="torch standard",
     ),
     Case(
         name="channel_shuffle fwd (32,128,32,32) groups=4",

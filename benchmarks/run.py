@@ -18,7 +18,8 @@ import sys
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from harness import describe, environment, measure  # noqa: E402
+from harness import (PROCESSES, WARMUP_SECONDS, describe, environment,  # noqa: E402
+                     measure)
 
 VERDICT = {True: "met", False: "MISSED", None: "no target"}
 
@@ -28,7 +29,7 @@ def _target(result):
 
 
 def _print_line(r):
-    print(f"{r['name']:<62} fancydl {r['fancydl_ms']:9.2f} ms "
+    print(f"{r['name']:<62} {r['subject']} {r['fancydl_ms']:9.2f} ms "
           f"(median {r['fancydl_median_ms']:9.2f})  "
           f"{r['baseline']} {r['baseline_ms']:9.2f} ms "
           f"(median {r['baseline_median_ms']:9.2f})  ratio {r['ratio']:5.2f}  "
@@ -36,12 +37,12 @@ def _print_line(r):
 
 
 def _table(rows):
-    lines = ["| case | fancydl ms: best (median) | baseline ms: best (median) | ratio | "
-             "target | peak MiB fancydl / baseline |",
+    lines = ["| case | measured ms: best (median) | baseline ms: best (median) | ratio | "
+             "target | peak MiB measured / baseline |",
              "| --- | ---: | ---: | ---: | --- | ---: |"]
     for r in rows:
         target = "-" if r["target"] is None else f"≤ {r['target']:g}× ({VERDICT[r['met']]})"
-        lines.append(f"| {r['name']} | {r['fancydl_ms']:.2f} "
+        lines.append(f"| {r['name']} | {r['subject']} {r['fancydl_ms']:.2f} "
                      f"({r['fancydl_median_ms']:.2f}) | {r['baseline']} "
                      f"{r['baseline_ms']:.2f} ({r['baseline_median_ms']:.2f})"
                      f" | {r['ratio']:.2f}× | {target} | "
@@ -71,9 +72,12 @@ def main(filters, repeat=5):
     print(summary)
     lines = ["# Benchmark results", "",
              f"Run {started} by `make bench` (`benchmarks/run.py`). Each side is timed in "
-             f"a fresh process: best and median of {repeat} repeats of `timeit`; the "
-             "ratio is fancydl's best over the baseline's best. Peak memory is each process's "
-             "maximum resident set, setup (the input arrays) included.", "",
+             f"{PROCESSES} fresh processes, each after {WARMUP_SECONDS:g} s of untimed "
+             f"calls: best and median of their {repeat} repeats of `timeit` each; the "
+             "ratio is the measured side's "
+             "best (fancydl's, unless the cell names another) over the baseline's best. "
+             "Peak memory is each process's maximum resident set, setup (the input arrays) "
+             "included.", "",
              "## Environment", "", *header,
              f"- Load average (1, 5, 15 min) when the run ended: {load_end}", "",
              "## Results", "", *_table(rows), "", summary + "."]

@@ -41,6 +41,7 @@ empty result (PyTorch raises an IndexError).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 from functools import partial
@@ -57,6 +58,26 @@ __all__ = ["batch_norm", "instance_norm", "group_norm", "layer_norm", "BatchNorm
 
 
 # --- the shared core ----------------------------------------------------------------
+
+#: NumPy's ufunc buffer size (in elements) while a normalization runs. Its elementwise
+#: passes broadcast one statistic along rows of H·W values, and NumPy's default buffer
+#: (8192) made such passes over rows shorter than the buffer about 2 times slower:
+#: ``x - mean`` on (1024, 2048) float32 took 0.41 ms, against 0.21 ms with 1024.
+ROW_BUFFER = 1024
+
+
+@contextlib.contextmanager
+def _numerics():
+    """NaN and inf propagate as in PyTorch (no warning), with the ufunc buffer at
+    :data:`ROW_BUFFER` (restored on exit; :func:`fancydl.parallel.halves` passes both
+    to its worker thread)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        previous = np.setbufsize(ROW_BUFFER)
+        try:
+            yield
+        finally:
+            np.setbufsize(previous)
+
 
 class _Layout(NamedTuple):
     """How one normalization sees its input.
@@ -93,9 +114,20 @@ class _Layout(NamedTuple):
         return tuple(a for a in self.axes if a in self.param_free_axes)
 
 
-def _einsum_sum(axes, *arrays):
-    """``sum(prod(arrays))`` over ``axes``, keeping them as size 1, without temporaries."""
-    letters = "abcdefgh"[:arrays[0].ndim]
+def _sum_of_products(axes, *arrays):
+    """``sum(prod(arrays))`` over ``axes``, keeping them as size 1, without temporaries:
+    one ``einsum``, or a matrix product for a dot product over trailing axes."""
+    first = arrays[0]
+    kept_shape = first.shape[:first.ndim - len(axes)]
+    if (len(arrays) == 2 and sorted(axes) == list(range(len(kept_shape), first.ndim))
+            and all(a.shape == first.shape and a.flags.c_contiguous for a in arrays)):
+        # One dot product per group, over trailing axes: as a matrix product (1, M) @
+        # (M, 1) it ran 2.3 times faster than einsum's sum of products.
+        length = math.prod(first.shape[len(kept_shape):])
+        rows, columns = (a.reshape(kept_shape + (1, length)) for a in arrays)
+        dots = np.matmul(rows, columns.swapaxes(-1, -2))
+        return dots.reshape(kept_shape + (1,) * len(axes))
+    letters = "abcdefgh"[:first.ndim]
     kept = "".join(c for i, c in enumerate(letters) if i not in axes)
     total = np.einsum(",".join([letters] * len(arrays)) + "->" + kept, *arrays)
     keepdims = tuple(1 if i in axes else n for i, n in enumerate(arrays[0].shape))
@@ -103,8 +135,8 @@ def _einsum_sum(axes, *arrays):
 
 
 def _sum(axes, *arrays):
-    """:func:`_einsum_sum`, computed on the two halves and combined."""
-    parts = halves(lambda *half: _einsum_sum(axes, *half), *arrays)
+    """:func:`_sum_of_products`, computed on the two halves and combined."""
+    parts = halves(lambda *half: _sum_of_products(axes, *half), *arrays)
     if len(parts) == 1:
         return parts[0]
     return parts[0] + parts[1] if 0 in axes else np.concatenate(parts)
@@ -203,7 +235,7 @@ class _Normalize(Function):
         beta = None if bias is None else bias.reshape(layout.param_view)
         ctx.layout, ctx.use_input_stats, ctx.shape = layout, use_input_stats, x.shape
         ctx.param_shape = next((p.shape for p in (weight, bias) if p is not None), None)
-        with np.errstate(divide="ignore", invalid="ignore"):  # NaN and inf: like torch
+        with _numerics():
             if use_input_stats and _per_sample(layout):
                 ctx.mark_zero_gradient(3, 4)  # the output does not read running stats
                 centered, mean, var, inv_std, y = _normalize_per_sample(
@@ -239,7 +271,7 @@ class _Normalize(Function):
     @staticmethod
     def backward(ctx, grad):
         g = grad.reshape(ctx.layout.view)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with _numerics():
             if ctx.use_input_stats and _per_sample(ctx.layout):
                 grad_x, grad_weight, grad_bias = _per_sample_backward(ctx, g)
                 grad_mean = grad_var = None
@@ -375,9 +407,9 @@ def _normalize_per_sample(layout, xv, gamma, beta, eps, keep_centered):
     y = np.empty_like(xv) if keep_centered else centered
 
     def one_half(x, centered, y):
-        mean = _einsum_sum(layout.axes, x) / count
+        mean = _sum_of_products(layout.axes, x) / count
         np.subtract(x, mean, out=centered)
-        var = _einsum_sum(layout.axes, centered, centered) / count
+        var = _sum_of_products(layout.axes, centered, centered) / count
         inv_std = 1 / np.sqrt(var + eps)
         _multiply(y, centered, inv_std if gamma is None else inv_std * gamma)
         if beta is not None:  # the same for every sample: one long row (_sample_rows)
@@ -402,7 +434,7 @@ def _per_sample_backward(ctx, g):
     grad_x = np.empty_like(g) if needs[0] else None
 
     def one_half(g, centered, inv_std, *out):
-        sum_g, sum_gc = _einsum_sum(inner, g), _einsum_sum(inner, g, centered)
+        sum_g, sum_gc = _sum_of_products(inner, g), _sum_of_products(inner, g, centered)
         if out:
             hat_g, hat_gc = _group_sums(sum_g, sum_gc, gamma, outer, natural)
             g_factor, slope, offset, factored = _input_gradient_factors(
