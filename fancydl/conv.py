@@ -411,7 +411,7 @@ def _im2col_forward_and_weight_grad(x, weight, out_grad, geom):
         out[chunk] = product.transpose(1, 0, 2, 3)
         # (o, (n, h, w)): a view when out_grad is a channel-first array seen transposed
         grads = out_grad[chunk].transpose(1, 0, 2, 3).reshape(c_out, -1)
-        grad_weight += (cols @ grads.T).T  # measured 1.3x faster than grads @ cols.T
+        grad_weight += grads @ cols.T
     return out, grad_weight.reshape(weight.shape)
 
 
