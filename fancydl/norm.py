@@ -69,8 +69,9 @@ ROW_BUFFER = 1024
 @contextlib.contextmanager
 def _numerics():
     """NaN and inf propagate as in PyTorch (no warning), with the ufunc buffer at
-    :data:`ROW_BUFFER` (restored on exit; :func:`fancydl.parallel.halves` passes both
-    to its worker thread)."""
+    :data:`ROW_BUFFER`; both are restored on exit. (With NumPy 2 both are context
+    variables, and :func:`fancydl.parallel.halves` runs its worker in the caller's
+    context, so they reach the worker thread too.)"""
     with np.errstate(divide="ignore", invalid="ignore"):
         previous = np.setbufsize(ROW_BUFFER)
         try:
