@@ -90,20 +90,23 @@ def _is_depthwise(weight_shape, groups):
 
 # --- im2col / col2im on padded arrays: the shared core -----------------------------------
 
-def _unfold_padded(x_padded, geom, out_size):
+def _unfold_padded(x_padded, geom, out_size, out=None):
     """The k×k offset views of a padded input, copied side by side.
 
     Parameters
     ----------
     x_padded : ndarray of shape (N, C, Hp, Wp)
     out_size : (H_out, W_out)
+    out : ndarray of shape (N, C, kH, kW, H_out, W_out), optional
+        Where to write them (any strides); a new array by default.
 
     Returns
     -------
     ndarray of shape (N, C, kH, kW, H_out, W_out)
     """
     n, c = x_padded.shape[:2]
-    cols = np.empty((n, c) + tuple(geom.kernel) + tuple(out_size), x_padded.dtype)
+    cols = np.empty((n, c) + tuple(geom.kernel) + tuple(out_size), x_padded.dtype) \
+        if out is None else out
     for i, j in kernel_offsets(geom.kernel):
         cols[:, :, i, j] = offset_view(x_padded, (i, j), geom.stride, geom.dilation,
                                        out_size)
@@ -125,10 +128,7 @@ def _unfold_side_by_side(x_padded, geom, out_size):
     """
     n, c = x_padded.shape[:2]
     cols = np.empty((c,) + tuple(geom.kernel) + (n,) + tuple(out_size), x_padded.dtype)
-    by_channel = x_padded.transpose(1, 0, 2, 3)
-    for i, j in kernel_offsets(geom.kernel):
-        cols[:, i, j] = offset_view(by_channel, (i, j), geom.stride, geom.dilation,
-                                    out_size)
+    _unfold_padded(x_padded, geom, out_size, out=cols.transpose(3, 0, 1, 2, 4, 5))
     return cols.reshape(c * geom.taps, -1)
 
 
