@@ -73,6 +73,15 @@ def _log_softmax_rows(out, e, norm, z):
     out -= np.log(norm)
 
 
+def _exp_rows(e, peak, norm, z):
+    """Along axis 1: ``peak = max z``, ``e = exp(z - peak)`` and ``norm = sum(e)``,
+    written into the given arrays."""
+    np.max(z, axis=1, keepdims=True, out=peak)
+    np.subtract(z, peak, out=e)
+    np.exp(e, out=e)
+    np.sum(e, axis=1, keepdims=True, out=norm)
+
+
 def _log_softmax_grad_rows(dz, g, e, norm):
     """``dz = g - softmax * sum(g)`` along axis 1, with ``softmax = e / norm``."""
     np.multiply(e, g.sum(axis=1, keepdims=True) / norm, out=dz)
@@ -288,11 +297,12 @@ class _LogProbabilities:
         self.scores, self.from_logits = scores, from_logits
         self.shape, self.dtype = scores.shape, scores.dtype
         if from_logits:
-            peak = np.max(scores, axis=1, keepdims=True)
-            self.exp = np.subtract(scores, peak)
-            np.exp(self.exp, out=self.exp)
-            self.norm = self.exp.sum(axis=1, keepdims=True)
-            self.log_z = peak + np.log(self.norm)
+            reduced = scores.shape[:1] + (1,) + scores.shape[2:]
+            peak, self.norm = np.empty(reduced, self.dtype), np.empty(reduced, self.dtype)
+            self.exp = np.empty_like(scores)
+            _by_blocks(_exp_rows, self.exp, peak, self.norm, scores)
+            with np.errstate(divide="ignore", invalid="ignore"):  # as PyTorch: -inf, NaN
+                self.log_z = peak + np.log(self.norm)
 
     def at(self, target):
         """logp[i, target_i] for every item, shape of ``target``."""
@@ -316,7 +326,9 @@ class _LogProbabilities:
         """
         if not self.from_logits:
             return np.zeros(self.shape, self.dtype)
-        return self.exp * (-row_sums[:, None] / self.norm)
+        out = np.empty_like(self.exp)
+        _by_blocks(np.multiply, self.exp, -row_sums[:, None] / self.norm, out)
+        return out
 
 
 def _add_at_target(array, target, values):

@@ -282,6 +282,53 @@ def test_conv2d_nan_and_inf_propagate_like_torch(rng, channels, groups):
         np.testing.assert_allclose(mine[finite], theirs[finite], rtol=1e-10)
 
 
+@pytest.mark.parametrize("padding, dilation", [(1, 1), (0, 1), (2, 2), ((1, 0), 1)],
+                         ids=["same", "valid", "same-dilated", "uneven"])
+@pytest.mark.parametrize("where", ["input", "upstream"])
+def test_depthwise_shared_columns_backward_propagates_nan_and_inf_like_torch(
+        rng, padding, dilation, where):
+    """Both gradients of a stride-1 depthwise convolution come from the columns of the
+    padded upstream gradient, whose grid extends past the input (zeros there); a
+    non-finite input or upstream value must give PyTorch's NaN and inf, no more."""
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((2, 4, 6, 7))
+    w = rng.standard_normal((4, 1, 3, 3))
+    kwargs = dict(padding=padding, dilation=dilation, groups=4)
+    out, pullback = fancydl.vjp(lambda x, w: fancydl.conv2d(x, w, **kwargs), x, w)
+    upstream = rng.standard_normal(out.shape)
+    if where == "input":
+        x[0, 0, 1, 0], x[1, 3, 5, 6] = np.nan, np.inf
+        out, pullback = fancydl.vjp(lambda x, w: fancydl.conv2d(x, w, **kwargs), x, w)
+    else:
+        upstream[0, 0, 0, -1], upstream[1, 2, -1, 0] = np.nan, -np.inf
+    gx, gw = pullback(upstream)
+    tx, tw = (torch.tensor(a, requires_grad=True) for a in (x, w))
+    t_out = torch.nn.functional.conv2d(tx, tw, **kwargs)
+    t_gx, t_gw = torch.autograd.grad(t_out, (tx, tw), torch.tensor(upstream))
+    for mine, theirs in ((out, t_out.detach().numpy()), (gx, t_gx.numpy()),
+                         (gw, t_gw.numpy())):
+        np.testing.assert_array_equal(np.isnan(mine), np.isnan(theirs))
+        finite = np.isfinite(theirs)
+        np.testing.assert_array_equal(mine[~finite], theirs[~finite])
+        np.testing.assert_allclose(mine[finite], theirs[finite], rtol=1e-10)
+
+
+def test_depthwise_columns_in_blocks_of_one_channel_on_two_threads_match_torch(
+        rng, monkeypatch):
+    """Blocks of one channel each and both halves of the channels on the worker: the
+    forward, the shared-columns backward and the strided weight-gradient."""
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(conv_module, "COLUMN_BLOCK_BYTES", 1)
+    monkeypatch.setattr(parallel, "THREADED_SIZE", 1)
+    x = rng.standard_normal((3, 5, 8, 9))
+    for w, kwargs in ((rng.standard_normal((5, 1, 3, 3)), dict(padding=1, groups=5)),
+                      (rng.standard_normal((5, 1, 3, 2)), dict(padding=(0, 2), groups=5)),
+                      (rng.standard_normal((10, 1, 3, 3)), dict(padding=1, groups=5)),
+                      (rng.standard_normal((10, 1, 2, 3)), dict(stride=2, groups=5))):
+        check_against_torch(fancydl.conv2d, torch.nn.functional.conv2d, x, w, None, rng,
+                            kwargs, np.float64)
+
+
 def test_same_padding_with_even_kernel_pads_bottom_right():
     # A 2x2 kernel of ones on a 3x3 image: 'same' pads one zero row/column at the end,
     # so the last row/column only sums what is inside.

@@ -422,3 +422,27 @@ def test_log_softmax_and_softmax_by_blocks_and_halves(shape, dim, dtype):
     np.testing.assert_allclose(out, p, **tol)
     np.testing.assert_allclose(pullback(g)[0],
                                p * (g64 - (g64 * p).sum(axis=dim, keepdims=True)), **tol)
+
+
+@pytest.mark.parametrize("shape", [(300, 1000), (40, 70, 110), (3, 5)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cross_entropy_by_blocks_and_halves(shape, dtype):
+    """cross_entropy's exp(z - max z), its row sums and its backward run by blocks of
+    rows on the two halves: the same values as the formula on the whole, with a
+    random upstream gradient of reduction='none'."""
+    rng = np.random.default_rng(3)
+    z = (rng.standard_normal(shape) * 5).astype(dtype)
+    target = rng.integers(0, shape[1], (shape[0],) + shape[2:])
+    g = rng.standard_normal(target.shape).astype(dtype)
+    z64, g64 = z.astype(np.float64), g.astype(np.float64)
+    shifted = z64 - z64.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    one_hot = np.moveaxis(np.eye(shape[1])[target], -1, 1)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else \
+        dict(rtol=1e-12, atol=1e-12)
+    out, pullback = fancydl.vjp(
+        lambda z: fancydl.cross_entropy(z, target, reduction="none"), z)
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out, -(log_p * one_hot).sum(axis=1), **tol)
+    np.testing.assert_allclose(pullback(g)[0],
+                               (np.exp(log_p) - one_hot) * np.expand_dims(g64, 1), **tol)
