@@ -18,9 +18,9 @@ passes, shared with pooling). From these two:
 
 Faster strategies compute the same thing where im2col does not pay: depthwise
 convolution (one input channel per group) is an im2col GEMM *per channel*, with
-``K = kH·kW``, its columns copied a cache-sized block of channels at a time; its two
-gradients read the same columns (those of the padded upstream gradient). A dense
-stride-1 convolution with enough channels copies only the kH
+``K = kH·kW``, its columns copied a cache-sized block at a time; with stride 1 and one
+filter per channel its two gradients read the same columns (those of the padded
+upstream gradient). A dense stride-1 convolution with enough channels copies only the kH
 kernel *rows* of the padded input and gets the kW kernel columns by *shifting*
 products: one GEMM of all the taps per batch chunk, then kW shifted slices of the
 product added up. Its weight-gradient runs one GEMM per kernel offset over shifted rows
@@ -47,7 +47,8 @@ for it, into blocks of output rows. Smaller chunks cost no speed here, since the
 are per image anyway. The stride-1 forward chunks the batch the same way, its buffers
 (about kH copies of the input and kW of the output) within the same budget; its
 weight-gradient needs no such buffer, and the depthwise strategy's columns stay
-within :data:`COLUMN_BLOCK_BYTES`.
+within :data:`COLUMN_BLOCK_BYTES` per core (one channel's columns are cut by images
+when they alone exceed it), beside a padded copy of the input.
 
 The loop and "zero insertion" references that the chapters compare with
 (``conv2d_loops``, ``conv_transpose2d_zero_insertion``, ``insert_zeros``) live in
@@ -74,16 +75,17 @@ from .windows import (WindowGeometry, conv_output_size, conv_transpose_output_si
 __all__ = ["conv2d", "conv_transpose2d", "im2col", "col2im", "conv_output_size",
            "conv_transpose_output_size", "effective_kernel_size", "receptive_field"]
 
-#: The depthwise columns are copied about this many bytes of channels at a time
+#: The depthwise columns are copied at most this many bytes at a time on each core
 #: (:func:`_column_blocks`), so that a block's copy and the products that read it stay
-#: in the cache. Measured on (16, 128, 32, 32) float32, forward and backward: 8.2 ms
+#: in the (L3) cache and the buffer stays bounded. Measured on (16, 128, 32, 32) float32, forward and backward: 8.2 ms
 #: with 4 MiB blocks, 9.5 with 2 MiB, 13.6 with 1 MiB (more, smaller calls), 12.6 with
 #: 8 MiB. (Cache-blocking sizes, not memory budgets: the one memory budget is
 #: :data:`fancydl.windows.WORKSPACE_BYTES`.)
 COLUMN_BLOCK_BYTES = 4 * 2**20
 
-#: The strided depthwise input-gradient scatters a batch block of about this many
-#: bytes at a time, for the same reason.
+#: The depthwise input-gradient that is not a "full" correlation (stride > 1, several
+#: filters per channel, or padding > d(k-1)) scatters a batch block of about this many
+#: bytes at a time, so that its k×k passes over a block stay in the cache.
 CACHE_BLOCK_BYTES = 512 * 2**10
 
 
@@ -173,7 +175,10 @@ def _fold_padded(cols, padded_shape, geom, crop=((0, 0), (0, 0)), out=None):
 #                 shifted GEMM on the s² stride phases of the input (space-to-depth);
 #                 input-gradient: one GEMM over side-by-side im2col columns of grad;
 #   depthwise     one input channel per group: one GEMM per channel over its k×k
-#                 columns (K = kH·kW), a cache-sized block of channels at a time;
+#                 columns (K = kH·kW), a cache-sized block at a time; with stride 1
+#                 and one filter per channel, both gradients from the columns of the
+#                 padded upstream gradient; otherwise weight-gradient from the input's
+#                 columns, input-gradient a k×k multiply-and-scatter;
 #   im2col        everything else: one grouped GEMM per chunk of im2col columns.
 # All three run through _overflow_safe (float32 overflow: see there).
 
@@ -805,7 +810,7 @@ def _phase_weight_grad(grad, x, weight_shape, geom):
     return np.ascontiguousarray(split.transpose(0, 1, 4, 2, 5, 3)).reshape(weight_shape)
 
 
-# --- depthwise: per-channel im2col, a cache-sized block of channels at a time -----------
+# --- depthwise: per-channel im2col, a cache-sized block at a time ------------------------
 
 def _depthwise_split(weight, n_channels):
     """Weight (C·m, 1, kH, kW) as (C, m, kH, kW): channel c feeds outputs c·m ... c·m+m-1."""
@@ -861,13 +866,14 @@ def _span(indices):
 
 
 def _depthwise_columns(windows, taps, out, channels):
-    """``out[n, c·m + q] = taps[c, q] · cols_c[:, n]`` for the input channels
-    ``channels``: one small GEMM per channel.
+    """``out[n, c·m + q] = taps[c, q] · cols_c`` restricted to image ``n``'s grid
+    positions (cropped to (H_out, W_out)), for the input channels ``channels``: one
+    small GEMM per channel.
 
     A depthwise convolution is an im2col GEMM per channel, with one row of weights per
     output channel and ``K = kH·kW``: thin, but its columns are copied a cache-sized
-    block of channels at a time (:func:`_column_blocks`), and each product reads them
-    once where an elementwise multiply-accumulate makes 2·kH·kW passes over the output.
+    block at a time (:func:`_column_blocks`), and each product reads them once where a
+    k×k loop of elementwise multiply-adds would make 2·kH·kW passes over the output.
 
     Parameters
     ----------
@@ -879,10 +885,10 @@ def _depthwise_columns(windows, taps, out, channels):
     channels : slice
     """
     taps = taps.reshape(taps.shape[:2] + (-1,))
-    for block, cols, grid in _column_blocks(windows, channels):
+    for block, images, cols, grid in _column_blocks(windows, channels):
         with np.errstate(invalid="ignore"):  # 0 · inf, inf - inf: NaN, as in PyTorch
             products = np.matmul(taps[block], cols)
-        _put_products(products, grid, out, block)
+        _put_products(products, grid, out[images], block)
 
 
 def _put_products(products, grid, out, channels):
@@ -895,38 +901,53 @@ def _put_products(products, grid, out, channels):
 
 
 def _column_blocks(windows, channels):
-    """Per-channel im2col, a cache-sized block of channels at a time.
+    """Per-channel im2col, a cache-sized block at a time.
 
-    Yields ``(block, cols, grid)``: for each channel of the block a (kH·kW) × (N·grid)
-    matrix, whose row ``(i, j)`` holds what kernel offset ``(i, j)`` reads at every
-    grid position of every image, copied from ``windows(block)`` in one pass. A block
-    holds about :data:`COLUMN_BLOCK_BYTES`, so that the copy and the products that
-    read it stay in the cache; ``cols`` is one buffer, overwritten by the next block.
+    Yields ``(block, images, cols, grid)``: for each channel of ``block`` a
+    (kH·kW) × (n·grid) matrix over the ``n`` images of ``images``, whose row ``(i, j)``
+    holds what kernel offset ``(i, j)`` reads at every grid position of those images,
+    copied from ``windows(block)`` in one pass. A block holds at most
+    :data:`COLUMN_BLOCK_BYTES`: several channels with all the images when one
+    channel's columns fit, otherwise one channel and as many images as fit (at least
+    one), so that the copy and the products that read it stay in the cache and the
+    buffer stays bounded. ``cols`` is one buffer, overwritten by the next block.
 
     Parameters
     ----------
     windows : callable (channel slice) -> array (N, b, kH, kW, *grid)
     channels : slice
-        The channels to walk, in blocks.
+        The channels to walk.
 
     Yields
     ------
     block : slice
         Channels, within ``channels``.
-    cols : ndarray of shape (b, kH·kW, N·grid)
+    images : slice
+        Images, within ``range(N)``.
+    cols : ndarray of shape (b, kH·kW, n·grid)
     grid : tuple of int
     """
     if channels.stop <= channels.start:
         return
     first = windows(slice(channels.start, channels.start + 1))
-    n, _, kh, kw, *grid = first.shape
-    blocks = _batch_chunks(channels.stop - channels.start, first.nbytes, COLUMN_BLOCK_BYTES)
-    buffer = np.empty((blocks[0].stop, kh, kw, n) + tuple(grid), first.dtype)
-    for chunk in blocks:
+    batch, _, kh, kw, *grid = first.shape
+    grid, count = tuple(grid), channels.stop - channels.start
+    if first.nbytes <= COLUMN_BLOCK_BYTES:   # blocks of channels, all the images
+        pieces = [(chunk, slice(0, batch)) for chunk in
+                  _batch_chunks(count, first.nbytes, COLUMN_BLOCK_BYTES)]
+    else:                                     # one channel, blocks of images
+        pieces = [(slice(c, c + 1), images) for c in range(count)
+                  for images in _batch_chunks(batch, first.nbytes // batch,
+                                              COLUMN_BLOCK_BYTES)]
+    size = max((chunk.stop - chunk.start) * (images.stop - images.start)
+               for chunk, images in pieces)
+    buffer = np.empty(size * kh * kw * math.prod(grid), first.dtype)
+    for chunk, images in pieces:
         block = slice(channels.start + chunk.start, channels.start + chunk.stop)
-        cols = buffer[:chunk.stop - chunk.start]
-        cols[...] = windows(block).transpose(1, 2, 3, 0, 4, 5)
-        yield block, cols.reshape(len(cols), kh * kw, -1), tuple(grid)
+        b, n = chunk.stop - chunk.start, images.stop - images.start
+        cols = buffer[:b * kh * kw * n * math.prod(grid)].reshape((b, kh, kw, n) + grid)
+        cols[...] = windows(block)[images].transpose(1, 2, 3, 0, 4, 5)
+        yield block, images, cols.reshape(b, kh * kw, -1), grid
 
 
 def _flat_planes(x, geom):
@@ -1015,9 +1036,10 @@ def _depthwise_planes_backward(grad, flat, plane_size, weight, geom, input_grad=
 
     The input-gradient is the forward pass of ``grad`` with each kernel rotated by
     180° (:func:`_depthwise_full_input_grad`). The weight-gradient reads the same
-    columns: ``dw[i, j] = sum_u x[u] · g_pad[u + d·(k-1-i, k-1-j)]``, so row
-    ``(k-1-i, k-1-j)`` of the columns times the input laid out on their grid (zeros
-    past it, :func:`_inputs_on_grid`) is tap ``(i, j)``. ``flat`` holds the input's
+    columns: ``dw[i, j] = sum over images n and input positions u of
+    x[n, u] · g_pad[n, u + (dH (kH-1-i), dW (kW-1-j))]``, so row ``(kH-1-i, kW-1-j)``
+    of the columns times the input laid out on their grid (zeros past it,
+    :func:`_inputs_on_grid`) is tap ``(i, j)``. ``flat`` holds the input's
     padded planes (:func:`_flat_planes`), kept by the forward pass. One half of the
     channels per core. Requires :func:`_is_full_correlation`.
 
@@ -1025,7 +1047,7 @@ def _depthwise_planes_backward(grad, flat, plane_size, weight, geom, input_grad=
     a non-finite upstream value can make a NaN of its own (``0 · inf``). A finite
     weight-gradient had no such product (nor any overflow, which would not be
     finite either); otherwise it is computed again from the exact windows
-    (:func:`_depthwise_weight_grad`), whose floating-point warnings are the real ones.
+    (:func:`_depthwise_weight_grad`), which read no position past the input.
 
     Returns
     -------
@@ -1043,16 +1065,16 @@ def _depthwise_planes_backward(grad, flat, plane_size, weight, geom, input_grad=
     windows = _plane_windows(grad_flat, grid, n, full)
     inputs = _inputs_on_grid(flat, plane_size, geom.pad_widths, n, grid)
     flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1]).reshape(c, 1, -1)
-    sums = np.empty_like(flipped)
+    sums = np.zeros_like(flipped)
 
     def half(channels):
-        for block, cols, grid in _column_blocks(windows, _span(channels)):
+        for block, images, cols, grid in _column_blocks(windows, _span(channels)):
             with np.errstate(invalid="ignore"):  # 0 · inf, inf - inf: NaN, as in PyTorch
                 products = np.matmul(flipped[block], cols) if input_grad else None
             if input_grad:
-                _put_products(products, grid, grad_input, block)
+                _put_products(products, grid, grad_input[images], block)
             with np.errstate(over="ignore", invalid="ignore"):  # redone below if not finite
-                np.matmul(inputs(block), cols.transpose(0, 2, 1), out=sums[block])
+                sums[block] += np.matmul(inputs(block, images), cols.transpose(0, 2, 1))
 
     halves(half, np.arange(c), size=grad.size)
     grad_weight = sums[:, :, ::-1].reshape(weight.shape)
@@ -1063,31 +1085,34 @@ def _depthwise_planes_backward(grad, flat, plane_size, weight, geom, input_grad=
 
 
 def _inputs_on_grid(flat, plane_size, pad_widths, batch, grid):
-    """``inputs(channels)``: the (b, 1, N·grid) input planes of those channels, each
-    moved to the top-left corner of ``grid`` with zeros around.
+    """``inputs(channels, images)``: the (b, 1, n·grid) input planes of those channels
+    and images, each moved to the top-left corner of ``grid`` with zeros around.
 
-    When ``grid`` is the padded plane size (a "same" convolution), that is a slice of
+    When ``grid`` is the padded plane size (a "same" convolution), that is a view of
     the flat padded planes (:func:`_flat_planes`) shifted by ``top·Wp + left``: every
     position past the input then reads padding (of its row, or of the next row or
     plane), and no copy is made. Otherwise each call copies into new zeros.
     """
     (hp, wp), ((top, bottom), (left, right)) = plane_size, pad_widths
-    per_channel = batch * hp * wp
+    plane = hp * wp
     if tuple(grid) == (hp, wp):
         shift = top * wp + left
 
-        def inputs(channels):
-            start = channels.start * per_channel + shift
-            size = (channels.stop - channels.start) * per_channel
-            return flat[start:start + size].reshape(-1, 1, per_channel)
+        def inputs(channels, images):
+            start = (channels.start * batch + images.start) * plane + shift
+            shape = (channels.stop - channels.start, 1,
+                     (images.stop - images.start) * plane)
+            return as_strided(flat[start:], shape, (batch * plane * flat.itemsize, 0,
+                                                    flat.itemsize), writeable=False)
 
         return inputs
-    planes = flat[:flat.size - flat.size % per_channel].reshape(-1, batch, hp, wp)
+    planes = flat[:flat.size - flat.size % (batch * plane)].reshape(-1, batch, hp, wp)
     height, width = hp - top - bottom, wp - left - right
 
-    def inputs(channels):
-        on_grid = np.zeros((channels.stop - channels.start, batch) + tuple(grid), flat.dtype)
-        on_grid[:, :, :height, :width] = planes[channels, :, top:top + height,
+    def inputs(channels, images):
+        on_grid = np.zeros((channels.stop - channels.start, images.stop - images.start)
+                           + tuple(grid), flat.dtype)
+        on_grid[:, :, :height, :width] = planes[channels, images, top:top + height,
                                                 left:left + width]
         return on_grid.reshape(len(on_grid), 1, -1)
 
@@ -1104,13 +1129,13 @@ def _depthwise_weight_grad(grad, x_padded, weight_shape, geom):
         return np.zeros(weight_shape, grad.dtype)
     windows = _padded_windows(x_padded, geom, grad.shape[2:])
     grads = grad.reshape((n, c, m, -1))
-    out = np.empty((c, m, math.prod(geom.kernel)), grad.dtype)
+    out = np.zeros((c, m, math.prod(geom.kernel)), grad.dtype)
 
     def half(channels):
-        for block, cols, _ in _column_blocks(windows, _span(channels)):
-            by_channel = grads[:, block].transpose(1, 2, 0, 3).reshape(len(cols), m, -1)
+        for block, images, cols, _ in _column_blocks(windows, _span(channels)):
+            by_channel = grads[images, block].transpose(1, 2, 0, 3).reshape(len(cols), m, -1)
             with np.errstate(invalid="ignore"):  # inf · 0 in the padding: NaN, as in PyTorch
-                np.matmul(by_channel, cols.transpose(0, 2, 1), out=out[block])
+                out[block] += np.matmul(by_channel, cols.transpose(0, 2, 1))
 
     halves(half, np.arange(c), size=grad.size)
     return out.reshape(weight_shape)
@@ -1133,8 +1158,8 @@ def _depthwise_input_grad(grad, weight, padded_shape, geom):
 # --- conv2d ---------------------------------------------------------------------------
 
 class _Conv2d(Function):
-    """conv2d; a stride-1 depthwise one whose weight needs a gradient keeps the padded
-    planes of its input, not the input: the forward pass reads its columns from them,
+    """conv2d; a stride-1 depthwise one with one filter per channel whose weight needs a
+    gradient keeps the padded planes of its input, not the input: the forward pass reads its columns from them,
     the backward (both gradients from the columns of the upstream gradient,
     :func:`_depthwise_planes_backward`) reads the input only there, and a copy made
     in the forward pass needs no guard against in-place changes of the caller's input
@@ -1316,11 +1341,11 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     :data:`fancydl.windows.WORKSPACE_BYTES`: the batch is cut into chunks and a single
     image too large for it into blocks of output rows); for depthwise weights (one
     input channel per group) as one thin GEMM per channel (``K = kH·kW``) over its
-    columns, copied a cache-sized block of channels at a time; for
-    stride 1, one group and at least :data:`SHIFTED_GEMM_MIN_CHANNELS` input channels,
-    as one GEMM per piece over kH copies of the image rows, adding up kW column-shifted
-    slices of its product (no k×k im2col buffer); a strided one whose kernel is a
-    multiple of the stride the same way on the stride phases of the input.
+    columns, copied a cache-sized block at a time; for stride 1, one group and at
+    least :data:`SHIFTED_GEMM_MIN_CHANNELS` input channels, as one GEMM per piece over
+    kH copies of the image rows, adding up kW column-shifted slices of its product (no
+    k×k im2col buffer); a strided one whose kernel is a multiple of the stride the
+    same way on the stride phases of the input.
 
     In float32, an output that overflows is ±inf as in an exact sum (a NaN that only
     the order of the additions made is recomputed in float64); a NaN or inf in the

@@ -808,6 +808,35 @@ def test_single_image_forward_memory_stays_near_the_output(rng, monkeypatch):
     assert peak < out.nbytes + 2 * x.nbytes + 3 * budget < im2col_bytes
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+def test_depthwise_columns_stay_within_their_block_budget(rng, monkeypatch, stride):
+    """A depthwise layer with few channels and many large images: one channel's 9-fold
+    columns (7.1 MiB with stride 1) exceed the block budget and must be cut by images,
+    so that each core's buffer holds at most COLUMN_BLOCK_BYTES; forward and backward
+    stay near the padded planes, the output and the gradients."""
+    import tracemalloc
+    monkeypatch.setattr(conv_module, "COLUMN_BLOCK_BYTES", 2**20)
+    monkeypatch.setattr(parallel, "THREADED_SIZE", 1)  # two buffers: one per core
+    x = rng.standard_normal((16, 2, 112, 112)).astype(np.float32)
+    w = rng.standard_normal((2, 1, 3, 3)).astype(np.float32)
+    kwargs = dict(stride=stride, padding=1, groups=2)
+    out, pullback = fancydl.vjp(lambda x, w: fancydl.conv2d(x, w, **kwargs), x, w)
+    g = rng.standard_normal(out.shape).astype(np.float32)
+    grid = (114, 114) if stride == 1 else out.shape[2:]   # padded planes, or the output
+    one_channel_columns = 9 * 16 * grid[0] * grid[1] * 4
+    assert one_channel_columns > conv_module.COLUMN_BLOCK_BYTES
+    tracemalloc.start()
+    out, pullback = fancydl.vjp(lambda x, w: fancydl.conv2d(x, w, **kwargs), x, w)
+    forward_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.reset_peak()
+    pullback(g)
+    backward_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    columns = 2 * conv_module.COLUMN_BLOCK_BYTES + 2**20
+    assert forward_peak < 1.1 * x.nbytes + out.nbytes + columns
+    assert backward_peak < 1.1 * (x.nbytes + 2 * g.nbytes) + out.nbytes + columns
+
+
 # --- the strategies agree with PyTorch (issue 11: phases, depthwise, threads) -----------
 
 @pytest.mark.parametrize("channels, kernel, stride, padding", [
