@@ -77,9 +77,9 @@ __all__ = ["conv2d", "conv_transpose2d", "im2col", "col2im", "conv_output_size",
 
 #: The depthwise columns are copied at most this many bytes at a time on each core
 #: (:func:`_column_blocks`), so that a block's copy and the products that read it stay
-#: in the (L3) cache and the buffer stays bounded. Measured on (16, 128, 32, 32) float32, forward and backward: 8.2 ms
-#: with 4 MiB blocks, 9.5 with 2 MiB, 13.6 with 1 MiB (more, smaller calls), 12.6 with
-#: 8 MiB. (Cache-blocking sizes, not memory budgets: the one memory budget is
+#: in the (L3) cache and the buffer stays bounded. Measured on (16, 128, 32, 32)
+#: float32, forward and backward: 8.2 ms with 4 MiB blocks, 9.5 with 2 MiB, 13.6 with
+#: 1 MiB (more, smaller calls), 12.6 with 8 MiB. (Cache-blocking sizes, not memory budgets: the one memory budget is
 #: :data:`fancydl.windows.WORKSPACE_BYTES`.)
 COLUMN_BLOCK_BYTES = 4 * 2**20
 
@@ -980,6 +980,13 @@ def _flat_planes(x, geom):
     return flat, (hp, wp)
 
 
+def _padded_planes(flat, plane_size, batch):
+    """The padded input that :func:`_flat_planes` laid out, as a (C, N, Hp, Wp) view."""
+    plane = plane_size[0] * plane_size[1]
+    return flat[:flat.size - flat.size % (batch * plane)].reshape(
+        (-1, batch) + tuple(plane_size))
+
+
 def _plane_windows(flat, plane_size, batch, geom):
     """``windows(channels)``: the (N, b, kH, kW, Hp, Wp) view of the flat padded planes
     (:func:`_flat_planes`) in which entry ``[n, c, i, j, h, w]`` is what kernel offset
@@ -987,7 +994,8 @@ def _plane_windows(flat, plane_size, batch, geom):
     position ``(c·N + n)·Hp·Wp + (h + i·dH)·Wp + w + j·dW``. Positions past the output
     read the next row or plane; they are computed and discarded."""
     (hp, wp), (dh, dw) = plane_size, geom.dilation
-    strides = tuple(flat.itemsize * s for s in (hp * wp, batch * hp * wp, dh * wp, dw, wp, 1))
+    steps = (hp * wp, batch * hp * wp, dh * wp, dw, wp, 1)  # n, c, i, j, h, w
+    strides = tuple(flat.itemsize * step for step in steps)
 
     def windows(channels):
         shape = (batch, channels.stop - channels.start) + tuple(geom.kernel) + (hp, wp)
@@ -1073,13 +1081,13 @@ def _depthwise_planes_backward(grad, flat, plane_size, weight, geom, input_grad=
                 products = np.matmul(flipped[block], cols) if input_grad else None
             if input_grad:
                 _put_products(products, grid, grad_input[images], block)
-            with np.errstate(over="ignore", invalid="ignore"):  # redone below if not finite
+            with np.errstate(over="ignore", invalid="ignore"):  # redone if not finite
                 sums[block] += np.matmul(inputs(block, images), cols.transpose(0, 2, 1))
 
     halves(half, np.arange(c), size=grad.size)
     grad_weight = sums[:, :, ::-1].reshape(weight.shape)
     if not np.isfinite(grad_weight).all():
-        padded = flat[:c * n * hp * wp].reshape(c, n, hp, wp).transpose(1, 0, 2, 3)
+        padded = _padded_planes(flat, plane_size, n).transpose(1, 0, 2, 3)
         grad_weight = _depthwise_weight_grad(grad, padded, weight.shape, geom)
     return grad_input, grad_weight
 
@@ -1106,7 +1114,7 @@ def _inputs_on_grid(flat, plane_size, pad_widths, batch, grid):
                                                     flat.itemsize), writeable=False)
 
         return inputs
-    planes = flat[:flat.size - flat.size % (batch * plane)].reshape(-1, batch, hp, wp)
+    planes = _padded_planes(flat, plane_size, batch)
     height, width = hp - top - bottom, wp - left - right
 
     def inputs(channels, images):
@@ -1133,8 +1141,9 @@ def _depthwise_weight_grad(grad, x_padded, weight_shape, geom):
 
     def half(channels):
         for block, images, cols, _ in _column_blocks(windows, _span(channels)):
-            by_channel = grads[images, block].transpose(1, 2, 0, 3).reshape(len(cols), m, -1)
-            with np.errstate(invalid="ignore"):  # inf · 0 in the padding: NaN, as in PyTorch
+            by_channel = grads[images, block].transpose(1, 2, 0, 3)
+            by_channel = by_channel.reshape(len(cols), m, -1)
+            with np.errstate(invalid="ignore"):  # inf · 0 in the padding: NaN, as PyTorch
                 out[block] += np.matmul(by_channel, cols.transpose(0, 2, 1))
 
     halves(half, np.arange(c), size=grad.size)
@@ -1159,12 +1168,12 @@ def _depthwise_input_grad(grad, weight, padded_shape, geom):
 
 class _Conv2d(Function):
     """conv2d; a stride-1 depthwise one with one filter per channel whose weight needs a
-    gradient keeps the padded planes of its input, not the input: the forward pass reads its columns from them,
-    the backward (both gradients from the columns of the upstream gradient,
-    :func:`_depthwise_planes_backward`) reads the input only there, and a copy made
-    in the forward pass needs no guard against in-place changes of the caller's input
-    (the autodiff's checksum of the input, twice 1.2 ms for 8 MB, is the cost of
-    keeping the input)."""
+    gradient keeps the padded planes of its input, not the input: the forward pass
+    reads its columns from them, the backward (both gradients from the columns of the
+    upstream gradient, :func:`_depthwise_planes_backward`) reads the input only there,
+    and a copy made in the forward pass needs no guard against in-place changes of the
+    caller's input (the autodiff's checksum of the input, twice 1.2 ms for 8 MB, is
+    the cost of keeping the input)."""
 
     @staticmethod
     def forward(ctx, input, weight, bias, geom):
@@ -1175,8 +1184,8 @@ class _Conv2d(Function):
             ctx.save_for_backward(None, weight)
         else:
             out = _conv_forward(input, weight, geom)
-            ctx.save_for_backward(None if _use_depthwise_full(weight.shape, geom) else input,
-                                  weight)
+            keeps_input = not _use_depthwise_full(weight.shape, geom)
+            ctx.save_for_backward(input if keeps_input else None, weight)
         if bias is not None:
             out += bias[:, None, None]
         return out
@@ -1192,9 +1201,7 @@ class _Conv2d(Function):
             grad_input, grad_weight = _depthwise_planes_backward(grad, *ctx.planes, weight,
                                                                  geom, needs[0])
         elif needs[1] and ctx.planes is not None:
-            flat, (hp, wp) = ctx.planes
-            n, c = grad.shape[:2]
-            padded = flat[:c * n * hp * wp].reshape(c, n, hp, wp).transpose(1, 0, 2, 3)
+            padded = _padded_planes(*ctx.planes, grad.shape[0]).transpose(1, 0, 2, 3)
             grad_weight = _depthwise_weight_grad(grad, padded, weight.shape, geom)
         elif needs[1]:
             grad_weight = _conv_weight_grad(grad, input, weight.shape, geom)

@@ -236,7 +236,8 @@ def test_conv2d_batch_chunks_give_the_same_result(monkeypatch, rng):
                                                             groups=2), x, w)
     np.testing.assert_allclose(out, whole, rtol=1e-12)
     assert all(g.shape == a.shape for g, a in zip(pullback(upstream), (x, w)))
-    # The depthwise path walks the batch in cache blocks: one image per block here.
+    # The strided depthwise input-gradient walks the batch in cache blocks: one image
+    # per block here.
     monkeypatch.setattr(conv_module, "CACHE_BLOCK_BYTES", 1)
     check_against_torch(fancydl.conv2d, torch.nn.functional.conv2d, x,
                         rng.standard_normal((8, 1, 3, 2)), None, rng,
