@@ -15,7 +15,11 @@ gradient with ``params``' structure, for a training step.
 ``fancydl.crosscheck`` compares an operator with PyTorch when PyTorch is installed.
 """
 
-from .autodiff import Function, Traced, grad, gradcheck, value_and_grad, vjp
+from .allocator import keep_freed_memory
+
+keep_freed_memory()  # before any kernel runs: freed buffers stay mapped (see allocator)
+
+from .autodiff import Function, Traced, grad, gradcheck, value_and_grad, vjp  # noqa: E402
 from . import tree
 from .crosscheck import crosscheck
 from .elementwise import (add, amax, amin, div, exp, flatten, getitem, linear, log, matmul,

@@ -263,12 +263,23 @@ def _conv_input_grad(grad, weight, input_shape, geom):
     ndarray of shape ``input_shape``
     """
     full = _is_full_correlation(grad.shape, input_shape, geom)
+    result = None
     if _use_shifted_gemm(weight.shape, geom) and full:
-        return _shifted_input_grad(grad, weight, geom)
-    if _use_phase_gemm(weight.shape, geom):
-        return _phase_input_grad(grad, weight, input_shape, geom)
-    if _use_depthwise_full(weight.shape, geom) and full:
-        return _depthwise_full_input_grad(grad, weight, geom)
+        result = _shifted_input_grad(grad, weight, geom)
+    elif _use_phase_gemm(weight.shape, geom):
+        result = _phase_input_grad(grad, weight, input_shape, geom)
+    elif _use_depthwise_full(weight.shape, geom) and full:
+        result = _depthwise_full_input_grad(grad, weight, geom)
+    # A full correlation also multiplies the weight by the zeros around grad: exact
+    # unless 0 · inf (a non-finite weight), which the scatter below never forms.
+    if result is not None and _finite_or_exact(result, weight):
+        return result
+    return _scattered_input_grad(grad, weight, input_shape, geom)
+
+
+def _scattered_input_grad(grad, weight, input_shape, geom):
+    """The input-gradient as products of ``grad`` with the taps added where each tap
+    read (col2im, or the depthwise scatter): only products PyTorch forms too."""
     if not _is_depthwise(weight.shape, geom.groups):
         return _col2im_input_grad(grad, weight, input_shape, geom)
     padded_shape = geom.padded_shape(tuple(input_shape))
@@ -308,15 +319,18 @@ def _shifted_weight_grad_kernel(weight_shape, geom):
     return None
 
 
-def _finite_or_exact(result, x):
-    """Whether a weight-gradient read from shifted rows is exact.
+def _finite_or_exact(result, *operands):
+    """Whether a result that also multiplied some zeros PyTorch never multiplies is
+    exact.
 
-    Shifted rows also read wrap-around pixels, times a zero gradient: harmless when
-    they are finite, but ``0 · inf = nan``. A non-finite pixel makes every entry it
-    is multiplied into non-finite, so a finite result is exact, and the input is
-    scanned only when the result is not (a NaN or ±inf that may also be PyTorch's).
+    Shifted rows read wrap-around pixels, a full correlation the padding around its
+    input, times a zero: harmless when the other factor is finite, but
+    ``0 · inf = nan``. A non-finite operand makes every entry it is multiplied into
+    non-finite, so a finite result is exact, and the operands are scanned only when
+    the result is not (a NaN or ±inf that may also be PyTorch's).
     """
-    return bool(np.isfinite(result).all()) or bool(np.isfinite(x).all())
+    return (bool(np.isfinite(result).all())
+            or all(bool(np.isfinite(a).all()) for a in operands))
 
 
 # --- the im2col strategy ------------------------------------------------------------------
@@ -742,10 +756,17 @@ def _to_phases(x, geom, out_size):
     phase_size = (out_size[0] + kh // sh - 1, out_size[1] + kw // sw - 1)
     n, c = x.shape[:2]
     stacked = np.zeros((n, c, sh, sw) + phase_size, x.dtype)
-    for (a, b), (rows, cols), (input_rows, input_cols) in _phase_blocks(
-            geom, phase_size, x.shape[2:]):
-        stacked[:, :, a, b, rows, cols] = x[:, :, input_rows, input_cols]
+    _put_phases(x, geom, stacked)
     return stacked.reshape((n, c * sh * sw) + phase_size)
+
+
+def _put_phases(x, geom, phases):
+    """Write the stride phases of ``x``'s padded pixels into ``phases``, an array of
+    shape (N, C, sH, sW, Hs, Ws) of any strides holding zeros: entry ``[n, c, a, b, u,
+    v]`` gets padded pixel ``(u sH + a, v sW + b)`` (the padding stays zero)."""
+    for (a, b), (rows, cols), (input_rows, input_cols) in _phase_blocks(
+            geom, phases.shape[-2:], x.shape[2:]):
+        phases[:, :, a, b, rows, cols] = x[:, :, input_rows, input_cols]
 
 
 def _from_phases(stacked, geom, out):
@@ -774,6 +795,31 @@ def _phase_weight(weight, stride):
     return np.ascontiguousarray(split).reshape(c_out, c_in * sh * sw, kh // sh, kw // sw)
 
 
+def _unphase_weight(phase_weight, weight_shape, stride):
+    """Inverse of :func:`_phase_weight`: (C_out, C_in·sH·sW, kH/sH, kW/sW) -> ``weight_shape``
+    (the taps put back in place)."""
+    (sh, sw), (c_out, c_in, kh, kw) = stride, weight_shape
+    split = phase_weight.reshape(c_out, c_in, sh, sw, kh // sh, kw // sw)
+    return np.ascontiguousarray(split.transpose(0, 1, 4, 2, 5, 3)).reshape(weight_shape)
+
+
+def _full_phase_weight(weight, geom):
+    """The strided input-gradient's one GEMM: the stacked phases' full correlation
+    (:func:`_full_correlation` of :func:`_phase_weight`).
+
+    Returns
+    -------
+    w_matrix : ndarray of shape (C_in·sH·sW, C_out·kH/sH·kW/sW)
+        Row ``(c, a, b)``: what phase ``(a, b)`` of input channel ``c`` gets; column
+        ``(o, p, q)``: from tap ``(p, q)`` of the rotated phase kernel, channel ``o``.
+    full : WindowGeometry
+        Stride 1, padded by ``kH/sH - 1`` and ``kW/sW - 1``.
+    """
+    flipped, full = _full_correlation(_phase_weight(weight, geom.stride),
+                                      _phase_geometry(geom))
+    return flipped.reshape(flipped.shape[0], -1), full   # a copy: flipped is a view
+
+
 def _phase_input_grad(grad, weight, input_shape, geom):
     """Strided input-gradient: the stride-1 input-gradient of the stacked phases (a
     "full" correlation of ``grad``), put back in place (:func:`_from_phases`).
@@ -785,14 +831,13 @@ def _phase_input_grad(grad, weight, input_shape, geom):
     whose columns exceed the workspace goes through :func:`_shifted_input_grad`
     instead (cut into blocks of rows).
     """
-    phase_weight, phase_geom = _phase_weight(weight, geom.stride), _phase_geometry(geom)
     out = np.zeros(input_shape, grad.dtype)
-    flipped, full = _full_correlation(phase_weight, phase_geom)
+    w_matrix, full = _full_phase_weight(weight, geom)
     phase_size = full.output_size(*grad.shape[2:])
-    w_matrix = flipped.reshape(flipped.shape[0], -1)
     per_image = w_matrix.shape[1] * phase_size[0] * phase_size[1] * grad.itemsize
     if per_image > windows.WORKSPACE_BYTES:
-        return _from_phases(_shifted_input_grad(grad, phase_weight, phase_geom), geom, out)
+        return _from_phases(_shifted_input_grad(grad, _phase_weight(weight, geom.stride),
+                                                _phase_geometry(geom)), geom, out)
     for chunk in _batch_chunks(grad.shape[0], per_image):
         cols = _unfold_side_by_side(pad2d(grad[chunk], full.pad_widths), full, phase_size)
         stacked = (w_matrix @ cols).reshape((w_matrix.shape[0], -1) + phase_size)
@@ -806,8 +851,184 @@ def _phase_weight_grad(grad, x, weight_shape, geom):
     stacked = _to_phases(x, geom, grad.shape[2:])
     phase_shape = (c_out, c_in * sh * sw, kh // sh, kw // sw)
     out = _shifted_weight_grad(grad, stacked, phase_shape, _phase_geometry(geom))
-    split = out.reshape(c_out, c_in, sh, sw, kh // sh, kw // sw)
-    return np.ascontiguousarray(split.transpose(0, 1, 4, 2, 5, 3)).reshape(weight_shape)
+    return _unphase_weight(out, weight_shape, geom.stride)
+
+
+# --- conv_transpose2d through the stride phases, its columns kept for the backward -------
+#
+# The strided input-gradient, which is conv_transpose2d's forward, is one GEMM: stacked
+# phases = w_matrix @ cols (:func:`_full_phase_weight`). Over the flat padded planes of
+# its input (:func:`_flat_planes`, channel first) what one kernel offset reads for all
+# the images is one contiguous run, so the columns are a copy of long runs, and they
+# are worth keeping: the transposed convolution's weight-gradient is then one GEMM of
+# the upstream gradient's stacked phases with them, and its input-gradient is
+# w_matrixᵀ @ (those phases) added back onto the planes. The upstream gradient, sH·sW
+# times larger than the input, is never unfolded k×k.
+#
+# The planes are padded at the top and left only (:func:`_padding_before`): every
+# position of the planes' grid is then an output of the full correlation, none wasted.
+
+def _use_transposed_phases(input, weight, geom):
+    """conv_transpose2d's forward takes the phase GEMM, and the columns that it keeps
+    for the backward fit in the workspace."""
+    if not _use_phase_gemm(weight.shape, geom):
+        return False
+    n, c, height, width = input.shape
+    (sh, sw), (kh, kw) = geom.stride, weight.shape[2:]
+    rows, cols = kh // sh, kw // sw      # the phase kernel, padded by its size - 1
+    positions = n * (height + rows - 1) * (width + cols - 1)
+    return c * rows * cols * positions * input.itemsize <= windows.WORKSPACE_BYTES
+
+
+def _padding_before(geom):
+    """The same windows with the padding at the top and left only, for flat planes.
+
+    In :func:`_flat_planes` a row's last pixel is followed by the next row's left
+    padding, and a plane's last row by the next plane's top padding (the last plane by
+    the tail's zeros): when the padding after is no larger than the padding before,
+    those zeros serve as it, and the planes' grid holds exactly the output positions.
+    """
+    (top, bottom), (left, right) = geom.pad_widths
+    assert bottom <= top and right <= left, geom.pad_widths
+    return WindowGeometry(geom.kernel, geom.stride, ((top, 0), (left, 0)), geom.dilation,
+                          geom.groups)
+
+
+def _plane_columns(x, geom):
+    """im2col over the flat padded planes (:func:`_flat_planes`), stride 1.
+
+    Returns
+    -------
+    cols : ndarray of shape (C·kH·kW, N·Hp·Wp)
+        Row ``(c, i, j)``, column ``(n, h, w)``: what kernel offset ``(i, j)`` reads for
+        position ``(h, w)`` of image ``n`` (past the plane's edge: the next row's or
+        plane's first pixels). Row ``(c, 0, 0)`` is channel ``c``'s padded planes.
+    (Hp, Wp) : the padded plane size
+    """
+    n, c = x.shape[:2]
+    flat, plane_size = _flat_planes(x, geom)
+    windows = _plane_windows(flat, plane_size, n, geom)(slice(0, c))
+    return windows.transpose(1, 2, 3, 0, 4, 5).reshape(c * geom.taps, -1), plane_size
+
+
+def _fold_plane_columns(cols, plane_size, batch, geom):
+    """Adjoint of :func:`_plane_columns`: add every column back where it was read.
+
+    Parameters
+    ----------
+    cols : ndarray of shape (C·kH·kW, N·Hp·Wp)
+
+    Returns
+    -------
+    ndarray of shape (C, N, Hp, Wp)
+        The padded planes, channel first (a view).
+    """
+    (hp, wp), (kh, kw), (dh, dw) = plane_size, geom.kernel, geom.dilation
+    span = batch * hp * wp
+    channels = cols.shape[0] // (kh * kw)
+    by_offset = cols.reshape(channels, kh, kw, span)
+    planes = np.zeros((channels, span + (kh - 1) * dh * wp + (kw - 1) * dw), cols.dtype)
+    for i, j in kernel_offsets(geom.kernel):
+        start = i * dh * wp + j * dw
+        planes[:, start:start + span] += by_offset[:, i, j]
+    return planes[:, :span].reshape(channels, batch, hp, wp)
+
+
+def _unpadded_planes(planes, geom, size):
+    """The (N, C, H, W) view of the unpadded pixels of (C, N, Hp, Wp) padded planes."""
+    (top, _), (left, _) = geom.pad_widths
+    return planes[:, :, top:top + size[0], left:left + size[1]].transpose(1, 0, 2, 3)
+
+
+@_overflow_safe
+def _transposed_phase_forward(x, weight, out_shape, geom, keep_columns):
+    """conv_transpose2d's forward, conv2d's strided input-gradient, as one GEMM over
+    the columns of the flat padded planes of ``x`` (:func:`_plane_columns`).
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C_out, H, W)
+        The transposed convolution's input (in conv2d's naming, its output-gradient).
+    weight : ndarray of shape (C_out, C_in, kH, kW)
+    out_shape : (N, C_in, H_in, W_in)
+    keep_columns : bool
+
+    Returns
+    -------
+    out : ndarray of shape ``out_shape``
+    cols : ndarray of shape (C_out·kH/sH·kW/sW, N·Hp·Wp), or None
+        The columns, if ``keep_columns``, for :func:`_transposed_phase_backward`.
+    """
+    w_matrix, full = _full_phase_weight(weight, geom)
+    cols, plane_size = _plane_columns(x, _padding_before(full))
+    with np.errstate(invalid="ignore"):  # 0 · inf: checked below
+        stacked = (w_matrix @ cols).reshape((w_matrix.shape[0], x.shape[0]) + plane_size)
+    out = np.zeros(out_shape, x.dtype)
+    _from_phases(stacked.transpose(1, 0, 2, 3), geom, out)
+    if not _finite_or_exact(out, weight):   # the padding's zeros times the weight
+        out = _scattered_input_grad(x, weight, out_shape, geom)
+    return out, (cols if keep_columns else None)
+
+
+@_overflow_safe
+def _transposed_phase_backward(grad, weight, cols, input_shape, geom, needs):
+    """Both gradients of :func:`_transposed_phase_forward` from its kept columns.
+
+    The upstream gradient's stride phases are laid out like the stacked phases of the
+    forward: ``G``, (C_in·sH·sW, N·Hp·Wp), zero where a phase position falls in the
+    cropped padding. The forward's ``w_matrix @ cols`` then has the gradient
+    ``G @ colsᵀ`` for ``w_matrix`` (rotated back and un-phased into the weight's
+    layout) and ``w_matrixᵀ @ G`` for the columns (:func:`_fold_plane_columns`).
+
+    Those cropped positions multiply a zero gradient by what the columns read there,
+    which PyTorch never does: nothing, unless ``0 · inf = nan``. A gradient that is
+    not finite is therefore recomputed by the exact route when the weight
+    (input-gradient) or the columns (weight-gradient) hold a non-finite value
+    (:func:`_finite_or_exact`).
+
+    Parameters
+    ----------
+    grad : ndarray of shape (N, C_in, H_in, W_in)
+        Gradient of the transposed convolution's output.
+    weight : ndarray of shape (C_out, C_in, kH, kW)
+    cols : ndarray, or None when the weight-gradient is not needed
+        The forward's columns.
+    input_shape : (N, C_out, H, W)
+        The transposed convolution's input.
+    needs : (bool, bool)
+        Whether the input- and the weight-gradient are needed.
+
+    Returns
+    -------
+    grad_input : ndarray of shape ``input_shape``, or None
+    grad_weight : ndarray of the weight's shape, or None
+    """
+    w_matrix, full = _full_phase_weight(weight, geom)
+    planes_geom = _padding_before(full)
+    n, size = input_shape[0], tuple(input_shape[2:])
+    plane_size = full.output_size(*size)
+    grid = np.zeros((grad.shape[1],) + tuple(geom.stride) + (n,) + plane_size, grad.dtype)
+    _put_phases(grad, geom, grid.transpose(3, 0, 1, 2, 4, 5))
+    stacked = grid.reshape(w_matrix.shape[0], -1)
+    grad_input = grad_weight = None
+    if needs[0]:
+        with np.errstate(invalid="ignore"):  # 0 · inf: checked below
+            columns_grad = w_matrix.T @ stacked
+        planes = _fold_plane_columns(columns_grad, plane_size, n, planes_geom)
+        grad_input = np.ascontiguousarray(_unpadded_planes(planes, planes_geom, size))
+        if not _finite_or_exact(grad_input, weight):
+            grad_input = _conv_forward(grad, weight, geom, out_size=size)
+    if needs[1]:
+        with np.errstate(invalid="ignore"):  # 0 · inf: checked below
+            rotated = (stacked @ cols.T).reshape((w_matrix.shape[0], -1)
+                                                 + tuple(full.kernel))
+        phase_grad = rotated[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+        grad_weight = _unphase_weight(phase_grad, weight.shape, geom.stride)
+        if not _finite_or_exact(grad_weight, cols, grad):
+            planes = cols.reshape((input_shape[1], full.taps, n) + plane_size)[:, 0]
+            grad_weight = _conv_weight_grad(_unpadded_planes(planes, planes_geom, size),
+                                            grad, weight.shape, geom)
+    return grad_input, grad_weight
 
 
 # --- depthwise: per-channel im2col, a cache-sized block at a time ------------------------
@@ -1377,30 +1598,43 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 class _ConvTranspose2d(Function):
     """Forward = conv2d's input-gradient; backward = conv2d forward and weight-gradient.
 
-    The weight-gradient reads the input only as a (C_in, N·H·W) matrix: the forward
-    pass keeps that channel-first copy, not the input (a copy needs no guard against
-    in-place changes of the caller's input, and the backward no transposition)."""
+    With a stride that divides the kernel (one group, the columns within the
+    workspace: :func:`_use_transposed_phases`) the forward keeps its stride-phase GEMM's
+    columns, and the backward takes both gradients from them
+    (:func:`_transposed_phase_backward`). Otherwise the weight-gradient reads the input
+    only as a (C_in, N·H·W) matrix: the forward pass keeps that channel-first copy, not
+    the input. (Either is a copy: no guard against in-place changes of the caller's
+    input is needed.)"""
 
     @staticmethod
     def forward(ctx, input, weight, bias, geom, output_size):
-        n = input.shape[0]
-        out_channels = weight.shape[1] * geom.groups
-        out = _conv_input_grad(input, weight, (n, out_channels) + tuple(output_size), geom)
+        out_shape = (input.shape[0], weight.shape[1] * geom.groups) + tuple(output_size)
+        keep = ctx.needs_input_grad[1]
+        ctx.save_for_backward(weight)
+        ctx.geom, ctx.input_shape = geom, tuple(input.shape)
+        ctx.by_phases = _use_transposed_phases(input, weight, geom)
+        if ctx.by_phases:
+            out, ctx.columns = _transposed_phase_forward(input, weight, out_shape, geom, keep)
+        else:
+            out = _conv_input_grad(input, weight, out_shape, geom)
+            ctx.by_channel = (np.ascontiguousarray(input.transpose(1, 0, 2, 3))
+                              if keep else None)
         if bias is not None:
             out += bias[:, None, None]
-        ctx.save_for_backward(weight)
-        ctx.geom, ctx.input_size = geom, tuple(input.shape[2:])
-        ctx.by_channel = (np.ascontiguousarray(input.transpose(1, 0, 2, 3))
-                          if ctx.needs_input_grad[1] else None)
         return out
 
     @staticmethod
     def backward(ctx, grad):
         weight, = ctx.saved
         needs = ctx.needs_input_grad
-        input = None if ctx.by_channel is None else ctx.by_channel.transpose(1, 0, 2, 3)
-        grad_input, grad_weight = _conv_forward_and_weight_grad(
-            grad, weight, input, ctx.geom, ctx.input_size, needs[:2])
+        if ctx.by_phases:
+            grad_input, grad_weight = _transposed_phase_backward(
+                grad, weight, ctx.columns, ctx.input_shape, ctx.geom, needs[:2])
+        else:
+            input = (None if ctx.by_channel is None
+                     else ctx.by_channel.transpose(1, 0, 2, 3))
+            grad_input, grad_weight = _conv_forward_and_weight_grad(
+                grad, weight, input, ctx.geom, ctx.input_shape[2:], needs[:2])
         grad_bias = grad.sum(axis=(0, 2, 3)) if needs[2] else None
         return grad_input, grad_weight, grad_bias, None, None
 

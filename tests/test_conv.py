@@ -283,6 +283,30 @@ def test_conv2d_nan_and_inf_propagate_like_torch(rng, channels, groups):
         np.testing.assert_allclose(mine[finite], theirs[finite], rtol=1e-10)
 
 
+@pytest.mark.parametrize("channels, groups, stride, kernel", [
+    (2, 1, 1, 3), (16, 1, 1, 3), (16, 1, 2, 2), (16, 1, 2, 4), (4, 4, 1, 3), (4, 4, 2, 3)],
+    ids=["im2col", "shifted", "phases", "phases-k4", "depthwise", "depthwise-s2"])
+def test_conv2d_with_a_non_finite_weight_propagates_nan_like_torch(
+        rng, channels, groups, stride, kernel):
+    """The input-gradient as a full correlation also multiplies the weight by the zeros
+    around the upstream gradient: with an infinite tap that made NaN where PyTorch's
+    gradient is ±inf or finite (it now falls back to the scatter)."""
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((2, channels, 7, 8))
+    w = rng.standard_normal((4 * groups, channels // groups, kernel, kernel))
+    w[0, 0, 0, 0], w[-1, -1, -1, 1] = np.inf, np.nan
+    kwargs = dict(stride=stride, padding=1, groups=groups)
+    with np.errstate(invalid="ignore"):  # the im2col GEMM warns of its 0 · inf
+        out, pullback = fancydl.vjp(lambda x, w: fancydl.conv2d(x, w, **kwargs), x, w)
+        upstream = rng.standard_normal(out.shape)
+        mine = (out,) + tuple(pullback(upstream))
+    for a, b in zip(mine, _torch_call(torch.nn.functional.conv2d, x, w, upstream, kwargs)):
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        finite = np.isfinite(b)
+        np.testing.assert_array_equal(a[~finite], b[~finite])
+        np.testing.assert_allclose(a[finite], b[finite], rtol=1e-10)
+
+
 @pytest.mark.parametrize("padding, dilation", [(1, 1), (0, 1), (2, 2), ((1, 0), 1)],
                          ids=["same", "valid", "same-dilated", "uneven"])
 @pytest.mark.parametrize("where", ["input", "upstream"])
@@ -420,6 +444,124 @@ def test_conv_transpose2d_gradcheck():
     assert fancydl.gradcheck(lambda x, w, b: fancydl.conv_transpose2d(
         x, w, b, stride=(2, 3), padding=(1, 0), output_padding=(1, 2), groups=2,
         dilation=(1, 2)), x, w, b)
+
+
+@st.composite
+def transposed_phase_cases(draw):
+    """conv_transpose2d calls that take the stride-phase path with kept columns: one
+    group, no dilation, a stride > 1 on some axis and kernels that are multiples of it."""
+    sh, sw = draw(st.sampled_from([(2, 2), (3, 3), (2, 1), (1, 3), (3, 2)]))
+    kh, kw = sh * draw(st.integers(1, 2)), sw * draw(st.integers(1, 2))
+    height, width = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    ah, aw = draw(st.integers(0, sh - 1)), draw(st.integers(0, sw - 1))
+    ph = draw(st.integers(0, max(0, ((height - 1) * sh + kh + ah - 1) // 2)))
+    pw = draw(st.integers(0, max(0, ((width - 1) * sw + kw + aw - 1) // 2)))
+    return dict(
+        x_shape=(draw(st.integers(0, 3)), draw(st.integers(1, 4)), height, width),
+        w_shape=(None, draw(st.integers(1, 4)), kh, kw),
+        bias=draw(st.booleans()),
+        dtype=draw(st.sampled_from(DTYPES)),
+        kwargs=dict(stride=(sh, sw), padding=(ph, pw), output_padding=(ah, aw)),
+        seed=draw(st.integers(0, 2**31 - 1)))
+
+
+@given(transposed_phase_cases())
+def test_conv_transpose2d_by_stride_phases_matches_torch(case):
+    """The forward's columns over flat planes padded before only, kept for both
+    gradients (:func:`fancydl.conv._transposed_phase_backward`)."""
+    torch = pytest.importorskip("torch")
+    case["w_shape"] = (case["x_shape"][1],) + case["w_shape"][1:]
+    case["kwargs"]["groups"] = 1
+    rng, x, w, b = make_arrays(case, transposed=True)
+    geom, _ = conv_module._conv_transpose2d_geometry(
+        "conv_transpose2d", x, w, b, **case["kwargs"], dilation=1)
+    with mock.patch.object(conv_module, "SHIFTED_GEMM_MIN_CHANNELS", 1):
+        assert conv_module._use_transposed_phases(x, w, geom)
+        check_against_torch(fancydl.conv_transpose2d, torch.nn.functional.conv_transpose2d,
+                            x, w, b, rng, case["kwargs"], case["dtype"])
+
+
+def test_conv_transpose2d_by_stride_phases_one_gradient_at_a_time(rng):
+    """Without the weight-gradient no columns are kept; either gradient alone matches."""
+    torch = pytest.importorskip("torch")
+    x, w = rng.standard_normal((2, 8, 5, 4)), rng.standard_normal((8, 4, 4, 4))
+    kwargs = dict(stride=2, padding=1, output_padding=1)
+    t_out, t_gx, t_gw = _torch_call(torch.nn.functional.conv_transpose2d, x, w,
+                                    upstream := rng.standard_normal((2, 4, 11, 9)), kwargs)
+    (gx,) = fancydl.vjp(lambda x: fancydl.conv_transpose2d(x, w, **kwargs), x)[1](upstream)
+    (gw,) = fancydl.vjp(lambda w: fancydl.conv_transpose2d(x, w, **kwargs), w)[1](upstream)
+    np.testing.assert_allclose(gx, t_gx, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(gw, t_gw, rtol=1e-10, atol=1e-12)
+
+
+def test_conv_transpose2d_by_stride_phases_gradcheck():
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 3, 3, 4)), rng.standard_normal((3, 4, 4, 2))
+    geom, _ = conv_module._conv_transpose2d_geometry(
+        "conv_transpose2d", x, w, None, (2, 2), (1, 0), (1, 0), 1, 1)
+    assert conv_module._use_transposed_phases(x, w, geom)
+    assert fancydl.gradcheck(lambda x, w: fancydl.conv_transpose2d(
+        x, w, stride=2, padding=(1, 0), output_padding=(1, 0)), x, w)
+
+
+def test_conv_transpose2d_beyond_the_workspace_takes_the_im2col_backward(rng, monkeypatch):
+    torch = pytest.importorskip("torch")
+    x, w = rng.standard_normal((3, 8, 5, 5)), rng.standard_normal((8, 4, 4, 4))
+    monkeypatch.setattr(windows, "WORKSPACE_BYTES", 1000)
+    geom, _ = conv_module._conv_transpose2d_geometry(
+        "conv_transpose2d", x, w, None, 2, 1, 0, 1, 1)
+    assert not conv_module._use_transposed_phases(x, w, geom)
+    check_against_torch(fancydl.conv_transpose2d, torch.nn.functional.conv_transpose2d,
+                        x, w, None, rng, dict(stride=2, padding=1), np.float64)
+
+
+@pytest.mark.parametrize("where", ["input", "weight", "upstream"])
+def test_conv_transpose2d_by_stride_phases_propagates_nan_and_inf_like_torch(rng, where):
+    """The backward multiplies the columns by a zero gradient at the phase positions
+    that fall in the cropped padding, which PyTorch never does: a non-finite input or
+    weight must not make a NaN that PyTorch's gradients do not have."""
+    torch = pytest.importorskip("torch")
+    x, w = rng.standard_normal((2, 8, 5, 6)), rng.standard_normal((8, 4, 4, 4))
+    kwargs = dict(stride=2, padding=1)
+    upstream = rng.standard_normal((2, 4, 10, 12))
+    if where == "input":
+        x[0, 0, 0, 0], x[1, 3, 4, 5], x[0, 5, 2, 3] = np.nan, np.inf, -np.inf
+    elif where == "weight":
+        w[1, 2, 0, 3], w[6, 0, 2, 2] = np.inf, np.nan
+    else:
+        upstream[0, 0, 0, -1], upstream[1, 2, 5, 0] = np.nan, -np.inf
+    with np.errstate(invalid="ignore"):  # the im2col GEMM warns of its 0 · inf
+        out, pullback = fancydl.vjp(
+            lambda x, w: fancydl.conv_transpose2d(x, w, **kwargs), x, w)
+        mine = (out,) + tuple(pullback(upstream))
+    theirs = _torch_call(torch.nn.functional.conv_transpose2d, x, w, upstream, kwargs)
+    for a, b in zip(mine, theirs):
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        finite = np.isfinite(b)
+        np.testing.assert_array_equal(a[~finite], b[~finite])
+        np.testing.assert_allclose(a[finite], b[finite], rtol=1e-10)
+
+
+def test_conv_transpose2d_by_stride_phases_float32_overflow_gives_torchs_inf():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(12)
+    kwargs = dict(stride=2, padding=1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(25):
+            # finite inputs whose products overflow (3e38 would round some inputs to
+            # inf, whose weight-gradient is another matter)
+            scale = rng.choice([1e19, 1e20, 1e37])
+            x = (rng.standard_normal((2, 8, 6, 6)) * (rng.random((2, 8, 6, 6)) < 0.1)
+                 * scale).astype(np.float32)
+            w = (rng.standard_normal((8, 4, 4, 4)) * rng.choice([1.0, 1e19])).astype(
+                np.float32)
+            out, pullback = fancydl.vjp(
+                lambda x, w: fancydl.conv_transpose2d(x, w, **kwargs), x, w)
+            upstream = rng.standard_normal(out.shape).astype(np.float32)
+            mine = (out,) + tuple(pullback(upstream))
+            for a, b in zip(mine, _torch_call(F.conv_transpose2d, x, w, upstream, kwargs)):
+                assert not (np.isnan(a) & np.isinf(b)).any()
 
 
 def test_conv_transpose2d_unbatched_and_output_padding_beyond_stride(rng):

@@ -55,9 +55,9 @@ OPTIMIZERS = {"SGD": sgd_kwargs(), "Adam": adam_kwargs(), "AdamW": adam_kwargs()
 
 
 @st.composite
-def problems(draw):
+def problems(draw, dtypes=DTYPES):
     """Initial parameters, a gradient sequence (None entries included), dtype."""
-    dtype = draw(st.sampled_from(DTYPES))
+    dtype = draw(st.sampled_from(dtypes))
     n_params = draw(st.integers(1, 3))
     shapes = [tuple(draw(st.lists(st.integers(1, 4), min_size=0, max_size=3)))
               for _ in range(n_params)]
@@ -305,7 +305,10 @@ def test_scheduler_drives_optimizer_as_torch(sched_name, opt_name, data):
     sched_kwargs = data.draw(SCHEDULERS[sched_name])
     opt_kwargs = data.draw(OPTIMIZERS[opt_name])
     opt_kwargs["lr"] = data.draw(st.floats(1e-3, 0.5))
-    params, grad_seq, dtype = data.draw(problems())
+    # float64: up to 26 steps of float32 Adam (beta2 = 0, say, where the step is
+    # about lr·sign(m)) can amplify a last-bit difference from PyTorch's fused
+    # kernels past float32's tolerance; the per-step float32 tests are above.
+    params, grad_seq, dtype = data.draw(problems(dtypes=(np.float64,)))
     epochs = 3 * sched_kwargs.get("T_max", sched_kwargs.get("step_size")) + 2
     side = TorchSide(opt_name, params, opt_kwargs)
     tsched = getattr(torch.optim.lr_scheduler, sched_name)(side.opt, **sched_kwargs)
