@@ -825,11 +825,10 @@ def _phase_input_grad(grad, weight, input_shape, geom):
     "full" correlation of ``grad``), put back in place (:func:`_from_phases`).
 
     The full correlation has a small kernel (kH/sH × kW/sW) and a small image, so it
-    is computed as one GEMM per batch chunk over im2col columns of all the chunk's
-    images side by side (:func:`_unfold_side_by_side`): its output is then channel
-    first, which :func:`_from_phases` reads as it scatters the phases. A single image
-    whose columns exceed the workspace goes through :func:`_shifted_input_grad`
-    instead (cut into blocks of rows).
+    is computed as one GEMM per batch chunk over the columns of all the chunk's
+    images (:func:`_phase_products`). A single image whose columns exceed the
+    workspace goes through :func:`_shifted_input_grad` instead (cut into blocks of
+    rows).
     """
     out = np.zeros(input_shape, grad.dtype)
     w_matrix, full = _full_phase_weight(weight, geom)
@@ -839,9 +838,7 @@ def _phase_input_grad(grad, weight, input_shape, geom):
         return _from_phases(_shifted_input_grad(grad, _phase_weight(weight, geom.stride),
                                                 _phase_geometry(geom)), geom, out)
     for chunk in _batch_chunks(grad.shape[0], per_image):
-        cols = _unfold_side_by_side(pad2d(grad[chunk], full.pad_widths), full, phase_size)
-        stacked = (w_matrix @ cols).reshape((w_matrix.shape[0], -1) + phase_size)
-        _from_phases(stacked.transpose(1, 0, 2, 3), geom, out[chunk])
+        _phase_products(grad[chunk], w_matrix, full, geom, out[chunk])
     return out
 
 
@@ -940,10 +937,37 @@ def _unpadded_planes(planes, geom, size):
     return planes[:, :, top:top + size[0], left:left + size[1]].transpose(1, 0, 2, 3)
 
 
+def _phase_products(x, w_matrix, full, geom, out):
+    """The strided input-gradient's GEMM: the stacked phases ``w_matrix @ cols`` over
+    the columns of the flat planes of ``x`` padded before only, which cover exactly
+    the full correlation's outputs; channel first, as :func:`_from_phases` reads them.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C_out, H, W)
+        The upstream gradient (conv_transpose2d's input).
+    w_matrix, full
+        From :func:`_full_phase_weight`.
+    out : ndarray of shape (N, C_in, H_in, W_in), zeros
+        Written in place.
+
+    Returns
+    -------
+    ndarray of shape (C_out·kH/sH·kW/sW, N·Hp·Wp)
+        The columns (:func:`_plane_columns`).
+    """
+    cols, plane_size = _plane_columns(x, _padding_before(full))
+    with np.errstate(invalid="ignore"):  # 0 · inf: see _conv_input_grad
+        stacked = (w_matrix @ cols).reshape((w_matrix.shape[0], x.shape[0]) + plane_size)
+    _from_phases(stacked.transpose(1, 0, 2, 3), geom, out)
+    return cols
+
+
 @_overflow_safe
 def _transposed_phase_forward(x, weight, out_shape, geom, keep_columns):
-    """conv_transpose2d's forward, conv2d's strided input-gradient, as one GEMM over
-    the columns of the flat padded planes of ``x`` (:func:`_plane_columns`).
+    """conv_transpose2d's forward, conv2d's strided input-gradient: the GEMM of
+    :func:`_phase_input_grad` over the whole batch (:func:`_phase_products`), its
+    columns kept.
 
     Parameters
     ----------
@@ -960,11 +984,8 @@ def _transposed_phase_forward(x, weight, out_shape, geom, keep_columns):
         The columns, if ``keep_columns``, for :func:`_transposed_phase_backward`.
     """
     w_matrix, full = _full_phase_weight(weight, geom)
-    cols, plane_size = _plane_columns(x, _padding_before(full))
-    with np.errstate(invalid="ignore"):  # 0 · inf: checked below
-        stacked = (w_matrix @ cols).reshape((w_matrix.shape[0], x.shape[0]) + plane_size)
     out = np.zeros(out_shape, x.dtype)
-    _from_phases(stacked.transpose(1, 0, 2, 3), geom, out)
+    cols = _phase_products(x, w_matrix, full, geom, out)
     if not _finite_or_exact(out, weight):   # the padding's zeros times the weight
         out = _scattered_input_grad(x, weight, out_shape, geom)
     return out, (cols if keep_columns else None)
