@@ -46,6 +46,10 @@ _ENVIRONMENT = textwrap.dedent("""
                      for lib in threadpoolctl.threadpool_info()
                      if lib.get("user_api") == "blas"]}
     import fancydl.parallel
+    import fancydl.allocator
+    info["fancydl_memory"] = {"kept": fancydl.allocator.applied,
+                              "mmap_mib": fancydl.allocator.MMAP_THRESHOLD_BYTES >> 20,
+                              "trim_mib": fancydl.allocator.TRIM_THRESHOLD_BYTES >> 20}
     info["fancydl_threads"] = {"usable_cores": fancydl.parallel.usable_cores(),
                                "threaded_size": fancydl.parallel.THREADED_SIZE}
     try:
@@ -208,6 +212,10 @@ def describe(info):
         "none set"
     load = "unknown" if info["load"] is None else \
         ", ".join(f"{x:.2f}" for x in info["load"])
+    memory = info["fancydl_memory"]
+    kept = (f"glibc keeps freed blocks below {memory['mmap_mib']} MiB for reuse, up to "
+            f"{memory['trim_mib']} MiB (fancydl.allocator)" if memory["kept"]
+            else "the allocator's defaults (fancydl.allocator not applied)")
     ours = info["fancydl_threads"]
     halves = ("the two halves of large arrays on two threads" if ours["usable_cores"] > 1
               else "one thread")
@@ -216,6 +224,7 @@ def describe(info):
             f"- Python {info['python']}; NumPy {info['numpy']}; BLAS: {blas}",
             f"- fancydl: {halves} (fancydl.parallel, arrays of at least "
             f"{ours['threaded_size']} values)",
+            f"- fancydl memory: {kept}",
             f"- PyTorch: {torch_line}",
             f"- Thread environment variables: {variables}",
             f"- Load average (1, 5, 15 min) when the run started: {load}"]

@@ -12,7 +12,8 @@ passes, shared with pooling). From these two:
   piece of the batch at a time so that the im2col buffer stays within
   :data:`fancydl.windows.WORKSPACE_BYTES`;
 * the input-gradient of ``conv2d`` is ``col2im(weight matrixᵀ @ grad)``, and
-  :func:`conv_transpose2d` *is* that function (same code), which is the point of the
+  :func:`conv_transpose2d` is computed by that function (the same code; with stride
+  phases, the same GEMM one level down), which is the point of the
   transposed-convolution chapter;
 * the weight-gradient is ``grad @ im2col(input)ᵀ`` summed over the batch.
 
@@ -28,16 +29,19 @@ of the flattened padded input (the view of an offset is then a contiguous block)
 strided dense convolution whose kernel is a multiple of the stride is first turned into
 a stride-1 one on the *stride phases* of its input (space-to-depth), so it too runs as
 shifted GEMMs; its input-gradient (``conv_transpose2d``'s forward) is a stride-1 "full"
-correlation with the small phase kernel, one GEMM over im2col columns of all the
-images side by side, whose output is scattered back phase by phase.
+correlation with the small phase kernel, one GEMM over the columns of the flat padded
+planes of all the images, whose output is scattered back phase by phase.
 
 Sharing between the passes: ``conv_transpose2d``'s backward needs conv2d's forward and
-weight-gradient of the same upstream gradient, and computes both from one im2col of it
-(:func:`_im2col_forward_and_weight_grad`). A backward that reads the input only in a
-form the forward pass can make (the padded planes of a depthwise convolution, the
-channel-first matrix of a transposed one) keeps that form instead of the input: it
-needs no checksum guard against in-place changes of the caller's array
-(:mod:`fancydl.autodiff`; 1.2 ms per 8 MB, twice per step).
+weight-gradient of the same upstream gradient. With stride phases it keeps its
+forward's columns and gets the weight-gradient from one GEMM with them, the
+input-gradient from the transpose of its forward GEMM
+(:func:`_transposed_phase_backward`); otherwise it computes both from one im2col of
+the upstream gradient (:func:`_im2col_forward_and_weight_grad`). A backward that reads
+the input only in a form the forward pass can make (the padded planes of a depthwise
+convolution, the phase columns or the channel-first matrix of a transposed one) keeps
+that form instead of the input: it needs no checksum guard against in-place changes of
+the caller's array (:mod:`fancydl.autodiff`; 1.2 ms per 8 MB, twice per step).
 
 Memory: the im2col buffer of ``n`` images holds ``n · C_in · kH · kW · H_out · W_out``
 values, about ``k² / stride²`` times the input; the work is cut by
@@ -173,7 +177,7 @@ def _fold_padded(cols, padded_shape, geom, crop=((0, 0), (0, 0)), out=None):
 #                 weight-gradient: k×k GEMMs over shifted rows of the flattened image;
 #   phase GEMM    stride s > 1, groups 1, no dilation, kernel a multiple of s: the
 #                 shifted GEMM on the s² stride phases of the input (space-to-depth);
-#                 input-gradient: one GEMM over side-by-side im2col columns of grad;
+#                 input-gradient: one GEMM over the columns of grad's flat planes;
 #   depthwise     one input channel per group: one GEMM per channel over its k×k
 #                 columns (K = kH·kW), a cache-sized block at a time; with stride 1
 #                 and one filter per channel, both gradients from the columns of the
@@ -531,7 +535,8 @@ def _shifted_forward(x, weight, geom, out_size):
     for chunk in chunks:
         length = (chunk.stop - chunk.start) * grid[0] * wp + tail
         _copy_kernel_rows(x[chunk], rows, geom, grid)
-        np.matmul(taps, rows[:, :length], out=products[:, :length])
+        with np.errstate(invalid="ignore"):  # 0 · inf: PyTorch's, or checked by callers
+            np.matmul(taps, rows[:, :length], out=products[:, :length])
         _add_column_shifts(products, out[chunk], geom.dilation[1], grid)
     return out
 
@@ -651,7 +656,8 @@ def _shifted_weight_grad(grad, x, weight_shape, geom):
     out = np.empty(weight_shape, grad.dtype)
     for (i, j), shift in zip(kernel_offsets(geom.kernel), shifts):
         rows = flat[:, :, shift:shift + rows_out * wp]  # (N, C_in, L)
-        out[:, :, i, j] = np.matmul(grad_rows, rows.transpose(0, 2, 1)).sum(axis=0)
+        with np.errstate(invalid="ignore"):  # 0 · inf: see _finite_or_exact
+            out[:, :, i, j] = np.matmul(grad_rows, rows.transpose(0, 2, 1)).sum(axis=0)
     return out
 
 
@@ -701,8 +707,8 @@ def _shifted_input_grad(grad, weight, geom):
 # the s_H·s_W phases as channels turns the convolution into a stride-1 one with kernel
 # (kH / sH, kW / sW) and C_in·sH·sW channels: forward and weight-gradient are shifted
 # GEMMs; the input-gradient, a full correlation of a small kernel over a small image,
-# one GEMM over side-by-side im2col columns (the shifted GEMM's column shifts and
-# channel-major crop measured 1.1 to 2 times slower there).
+# one GEMM over the columns of the flat padded planes (:func:`_phase_products`; the
+# shifted GEMM's column shifts and channel-major crop measured 1.1 to 2 times slower).
 # (With a kernel that is not a multiple of the stride the stacked kernel would need zero
 # taps: im2col is used instead.)
 
@@ -820,6 +826,15 @@ def _full_phase_weight(weight, geom):
     return flipped.reshape(flipped.shape[0], -1), full   # a copy: flipped is a view
 
 
+def _phase_columns_bytes(input_shape, weight_shape, geom, itemsize):
+    """Bytes of the phase columns (:func:`_plane_columns`) of an input of that shape:
+    ``C·kH/sH·kW/sW`` rows, one column per position of the full correlation's output."""
+    n, c, height, width = input_shape
+    (sh, sw), (kh, kw) = geom.stride, weight_shape[2:]
+    rows, cols = kh // sh, kw // sw
+    return c * rows * cols * n * (height + rows - 1) * (width + cols - 1) * itemsize
+
+
 def _phase_input_grad(grad, weight, input_shape, geom):
     """Strided input-gradient: the stride-1 input-gradient of the stacked phases (a
     "full" correlation of ``grad``), put back in place (:func:`_from_phases`).
@@ -831,14 +846,14 @@ def _phase_input_grad(grad, weight, input_shape, geom):
     rows).
     """
     out = np.zeros(input_shape, grad.dtype)
-    w_matrix, full = _full_phase_weight(weight, geom)
-    phase_size = full.output_size(*grad.shape[2:])
-    per_image = w_matrix.shape[1] * phase_size[0] * phase_size[1] * grad.itemsize
+    per_image = _phase_columns_bytes(grad[:1].shape, weight.shape, geom, grad.itemsize)
     if per_image > windows.WORKSPACE_BYTES:
         return _from_phases(_shifted_input_grad(grad, _phase_weight(weight, geom.stride),
                                                 _phase_geometry(geom)), geom, out)
+    w_matrix, full = _full_phase_weight(weight, geom)
     for chunk in _batch_chunks(grad.shape[0], per_image):
-        _phase_products(grad[chunk], w_matrix, full, geom, out[chunk])
+        cols, plane_size = _plane_columns(grad[chunk], _padding_before(full))
+        _phase_products(w_matrix, cols, plane_size, geom, out[chunk])
     return out
 
 
@@ -858,35 +873,34 @@ def _phase_weight_grad(grad, x, weight_shape, geom):
 # its input (:func:`_flat_planes`, channel first) what one kernel offset reads for all
 # the images is one contiguous run, so the columns are a copy of long runs, and they
 # are worth keeping: the transposed convolution's weight-gradient is then one GEMM of
-# the upstream gradient's stacked phases with them, and its input-gradient is
-# w_matrixᵀ @ (those phases) added back onto the planes. The upstream gradient, sH·sW
-# times larger than the input, is never unfolded k×k.
+# the upstream gradient's stacked phases with them. Its input-gradient is the
+# transpose of the forward GEMM, w_matrixᵀ @ (those phases), added back onto the
+# planes. The upstream gradient, sH·sW times larger than the input, is never unfolded.
 #
 # The planes are padded at the top and left only (:func:`_padding_before`): every
 # position of the planes' grid is then an output of the full correlation, none wasted.
 
 def _use_transposed_phases(input, weight, geom):
-    """conv_transpose2d's forward takes the phase GEMM, and the columns that it keeps
-    for the backward fit in the workspace."""
-    if not _use_phase_gemm(weight.shape, geom):
-        return False
-    n, c, height, width = input.shape
-    (sh, sw), (kh, kw) = geom.stride, weight.shape[2:]
-    rows, cols = kh // sh, kw // sw      # the phase kernel, padded by its size - 1
-    positions = n * (height + rows - 1) * (width + cols - 1)
-    return c * rows * cols * positions * input.itemsize <= windows.WORKSPACE_BYTES
+    """conv_transpose2d's forward takes the phase GEMM (:func:`_use_phase_gemm`: a
+    stride that divides the kernel, one group, no dilation, enough channels) and the
+    columns that it keeps for the backward fit in the workspace."""
+    return (_use_phase_gemm(weight.shape, geom) and windows.WORKSPACE_BYTES
+            >= _phase_columns_bytes(input.shape, weight.shape, geom, input.itemsize))
 
 
 def _padding_before(geom):
-    """The same windows with the padding at the top and left only, for flat planes.
+    """A full correlation's windows with the padding at the top and left only, for
+    flat planes.
 
     In :func:`_flat_planes` a row's last pixel is followed by the next row's left
     padding, and a plane's last row by the next plane's top padding (the last plane by
     the tail's zeros): when the padding after is no larger than the padding before,
-    those zeros serve as it, and the planes' grid holds exactly the output positions.
+    those zeros serve as it. When it is ``d(k-1)`` as well (a full correlation), the
+    planes' grid holds exactly the output positions.
     """
     (top, bottom), (left, right) = geom.pad_widths
-    assert bottom <= top and right <= left, geom.pad_widths
+    (kh, kw), (dh, dw) = geom.kernel, geom.dilation
+    assert bottom == dh * (kh - 1) <= top and right == dw * (kw - 1) <= left, geom
     return WindowGeometry(geom.kernel, geom.stride, ((top, 0), (left, 0)), geom.dilation,
                           geom.groups)
 
@@ -904,8 +918,8 @@ def _plane_columns(x, geom):
     """
     n, c = x.shape[:2]
     flat, plane_size = _flat_planes(x, geom)
-    windows = _plane_windows(flat, plane_size, n, geom)(slice(0, c))
-    return windows.transpose(1, 2, 3, 0, 4, 5).reshape(c * geom.taps, -1), plane_size
+    offsets = _plane_windows(flat, plane_size, n, geom)(slice(0, c))
+    return offsets.transpose(1, 2, 3, 0, 4, 5).reshape(c * geom.taps, -1), plane_size
 
 
 def _fold_plane_columns(cols, plane_size, batch, geom):
@@ -937,74 +951,88 @@ def _unpadded_planes(planes, geom, size):
     return planes[:, :, top:top + size[0], left:left + size[1]].transpose(1, 0, 2, 3)
 
 
-def _phase_products(x, w_matrix, full, geom, out):
-    """The strided input-gradient's GEMM: the stacked phases ``w_matrix @ cols`` over
-    the columns of the flat planes of ``x`` padded before only, which cover exactly
-    the full correlation's outputs; channel first, as :func:`_from_phases` reads them.
+def _phase_products(w_matrix, cols, plane_size, geom, out):
+    """The strided input-gradient's GEMM: the stacked phases ``w_matrix @ cols``,
+    scattered back in place (:func:`_from_phases`).
 
     Parameters
     ----------
-    x : ndarray of shape (N, C_out, H, W)
-        The upstream gradient (conv_transpose2d's input).
-    w_matrix, full
+    w_matrix : ndarray of shape (C_in·sH·sW, C_out·kH/sH·kW/sW)
         From :func:`_full_phase_weight`.
+    cols : ndarray of shape (C_out·kH/sH·kW/sW, N·Hp·Wp)
+        The columns of the upstream gradient (conv_transpose2d's input) over its flat
+        planes padded before only (:func:`_plane_columns`, :func:`_padding_before`):
+        one per output position of the full correlation.
+    plane_size : (Hp, Wp)
     out : ndarray of shape (N, C_in, H_in, W_in), zeros
         Written in place.
+    """
+    with np.errstate(invalid="ignore"):  # 0 · inf: see _conv_input_grad
+        stacked = (w_matrix @ cols).reshape((w_matrix.shape[0], out.shape[0])
+                                            + tuple(plane_size))
+    _from_phases(stacked.transpose(1, 0, 2, 3), geom, out)
+
+
+def _transposed_phase_columns(x, geom):
+    """The columns of conv_transpose2d's input that :func:`_transposed_phase_forward`
+    multiplies and :func:`_transposed_phase_backward` reads again.
 
     Returns
     -------
-    ndarray of shape (C_out·kH/sH·kW/sW, N·Hp·Wp)
-        The columns (:func:`_plane_columns`).
+    cols : ndarray of shape (C_out·kH/sH·kW/sW, N·Hp·Wp)
+    (Hp, Wp) : the plane size
     """
-    cols, plane_size = _plane_columns(x, _padding_before(full))
-    with np.errstate(invalid="ignore"):  # 0 · inf: see _conv_input_grad
-        stacked = (w_matrix @ cols).reshape((w_matrix.shape[0], x.shape[0]) + plane_size)
-    _from_phases(stacked.transpose(1, 0, 2, 3), geom, out)
-    return cols
+    full = _full_geometry(_phase_geometry(geom), groups=1)
+    return _plane_columns(x, _padding_before(full))
 
 
 @_overflow_safe
-def _transposed_phase_forward(x, weight, out_shape, geom, keep_columns):
+def _transposed_phase_forward(x, cols, plane_size, weight, out_shape, geom):
     """conv_transpose2d's forward, conv2d's strided input-gradient: the GEMM of
-    :func:`_phase_input_grad` over the whole batch (:func:`_phase_products`), its
-    columns kept.
+    :func:`_phase_input_grad` over the whole batch (:func:`_phase_products`), from
+    columns made by the caller (:func:`_transposed_phase_columns`), who keeps them.
+
+    A non-finite weight times the zeros of the padding can make a NaN that PyTorch
+    does not: the output is then recomputed by the scatter (:func:`_conv_input_grad`).
 
     Parameters
     ----------
     x : ndarray of shape (N, C_out, H, W)
         The transposed convolution's input (in conv2d's naming, its output-gradient).
+    cols, plane_size
+        Its columns.
     weight : ndarray of shape (C_out, C_in, kH, kW)
     out_shape : (N, C_in, H_in, W_in)
-    keep_columns : bool
 
     Returns
     -------
-    out : ndarray of shape ``out_shape``
-    cols : ndarray of shape (C_out·kH/sH·kW/sW, N·Hp·Wp), or None
-        The columns, if ``keep_columns``, for :func:`_transposed_phase_backward`.
+    ndarray of shape ``out_shape``
     """
-    w_matrix, full = _full_phase_weight(weight, geom)
+    w_matrix, _ = _full_phase_weight(weight, geom)
     out = np.zeros(out_shape, x.dtype)
-    cols = _phase_products(x, w_matrix, full, geom, out)
+    _phase_products(w_matrix, cols, plane_size, geom, out)
     if not _finite_or_exact(out, weight):   # the padding's zeros times the weight
         out = _scattered_input_grad(x, weight, out_shape, geom)
-    return out, (cols if keep_columns else None)
+    return out
 
 
 @_overflow_safe
 def _transposed_phase_backward(grad, weight, cols, input_shape, geom, needs):
-    """Both gradients of :func:`_transposed_phase_forward` from its kept columns.
+    """Both gradients of :func:`_transposed_phase_forward`.
 
     The upstream gradient's stride phases are laid out like the stacked phases of the
     forward: ``G``, (C_in·sH·sW, N·Hp·Wp), zero where a phase position falls in the
     cropped padding. The forward's ``w_matrix @ cols`` then has the gradient
     ``G @ colsᵀ`` for ``w_matrix`` (rotated back and un-phased into the weight's
-    layout) and ``w_matrixᵀ @ G`` for the columns (:func:`_fold_plane_columns`).
+    layout: the weight-gradient reads the kept columns) and ``w_matrixᵀ @ G`` for the
+    columns, added back onto the planes (:func:`_fold_plane_columns`: the
+    input-gradient needs only the weight).
 
-    Those cropped positions multiply a zero gradient by what the columns read there,
-    which PyTorch never does: nothing, unless ``0 · inf = nan``. A gradient that is
-    not finite is therefore recomputed by the exact route when the weight
-    (input-gradient) or the columns (weight-gradient) hold a non-finite value
+    Zeros meet values here that PyTorch never multiplies: the cropped positions' zero
+    gradient times the columns, the planes' padding times the upstream gradient, and
+    ``G``'s zeros times the weight. Nothing, unless ``0 · inf = nan``: a gradient that
+    is not finite is recomputed by the exact route when the weight (input-gradient),
+    or the columns or the upstream gradient (weight-gradient), hold a non-finite value
     (:func:`_finite_or_exact`).
 
     Parameters
@@ -1619,9 +1647,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 class _ConvTranspose2d(Function):
     """Forward = conv2d's input-gradient; backward = conv2d forward and weight-gradient.
 
-    With a stride that divides the kernel (one group, the columns within the
-    workspace: :func:`_use_transposed_phases`) the forward keeps its stride-phase GEMM's
-    columns, and the backward takes both gradients from them
+    With a stride that divides the kernel (:func:`_use_transposed_phases`) the forward
+    keeps its stride-phase GEMM's columns; the backward takes the weight-gradient from
+    them and the input-gradient from the transposed GEMM
     (:func:`_transposed_phase_backward`). Otherwise the weight-gradient reads the input
     only as a (C_in, N·H·W) matrix: the forward pass keeps that channel-first copy, not
     the input. (Either is a copy: no guard against in-place changes of the caller's
@@ -1635,7 +1663,9 @@ class _ConvTranspose2d(Function):
         ctx.geom, ctx.input_shape = geom, tuple(input.shape)
         ctx.by_phases = _use_transposed_phases(input, weight, geom)
         if ctx.by_phases:
-            out, ctx.columns = _transposed_phase_forward(input, weight, out_shape, geom, keep)
+            cols, plane_size = _transposed_phase_columns(input, geom)
+            out = _transposed_phase_forward(input, cols, plane_size, weight, out_shape, geom)
+            ctx.columns = cols if keep else None
         else:
             out = _conv_input_grad(input, weight, out_shape, geom)
             ctx.by_channel = (np.ascontiguousarray(input.transpose(1, 0, 2, 3))
@@ -1698,8 +1728,9 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
     It is the adjoint (the input-gradient) of :func:`conv2d` with the same weight,
     stride, padding, dilation and groups: ``<conv2d(x, w), y> = <x,
-    conv_transpose2d(y, w)>``. It is computed by the very function that computes
-    conv2d's input-gradient. Note the argument order: groups before dilation.
+    conv_transpose2d(y, w)>``. It is computed by the code that computes conv2d's
+    input-gradient (with stride phases, its GEMM, whose columns the backward reuses).
+    Note the argument order: groups before dilation.
 
     Parameters
     ----------
