@@ -850,9 +850,9 @@ def _phase_input_grad(grad, weight, input_shape, geom):
     if per_image > windows.WORKSPACE_BYTES:
         return _from_phases(_shifted_input_grad(grad, _phase_weight(weight, geom.stride),
                                                 _phase_geometry(geom)), geom, out)
-    w_matrix, full = _full_phase_weight(weight, geom)
+    w_matrix, _ = _full_phase_weight(weight, geom)
     for chunk in _batch_chunks(grad.shape[0], per_image):
-        cols, plane_size = _plane_columns(grad[chunk], _padding_before(full))
+        cols, plane_size = _phase_columns(grad[chunk], geom)
         _phase_products(w_matrix, cols, plane_size, geom, out[chunk])
     return out
 
@@ -973,9 +973,11 @@ def _phase_products(w_matrix, cols, plane_size, geom, out):
     _from_phases(stacked.transpose(1, 0, 2, 3), geom, out)
 
 
-def _transposed_phase_columns(x, geom):
-    """The columns of conv_transpose2d's input that :func:`_transposed_phase_forward`
-    multiplies and :func:`_transposed_phase_backward` reads again.
+def _phase_columns(x, geom):
+    """The columns that :func:`_phase_products` multiplies: those of conv_transpose2d's
+    input (conv2d's upstream gradient) over its flat planes padded before only, for
+    the full correlation of the phase kernel. :func:`_transposed_phase_backward` reads
+    them again.
 
     Returns
     -------
@@ -990,7 +992,7 @@ def _transposed_phase_columns(x, geom):
 def _transposed_phase_forward(x, cols, plane_size, weight, out_shape, geom):
     """conv_transpose2d's forward, conv2d's strided input-gradient: the GEMM of
     :func:`_phase_input_grad` over the whole batch (:func:`_phase_products`), from
-    columns made by the caller (:func:`_transposed_phase_columns`), who keeps them.
+    columns made by the caller (:func:`_phase_columns`), who keeps them.
 
     A non-finite weight times the zeros of the padding can make a NaN that PyTorch
     does not: the output is then recomputed by the scatter (:func:`_conv_input_grad`).
@@ -1663,7 +1665,7 @@ class _ConvTranspose2d(Function):
         ctx.geom, ctx.input_shape = geom, tuple(input.shape)
         ctx.by_phases = _use_transposed_phases(input, weight, geom)
         if ctx.by_phases:
-            cols, plane_size = _transposed_phase_columns(input, geom)
+            cols, plane_size = _phase_columns(input, geom)
             out = _transposed_phase_forward(input, cols, plane_size, weight, out_shape, geom)
             ctx.columns = cols if keep else None
         else:
