@@ -3,7 +3,10 @@ training forward + backward <= 2.5x, batch_norm evaluation forward <= 2x, group_
 (32 groups) forward + backward <= 2x. Also reported (no target): batch_norm training
 against single-threaded PyTorch, and group_norm with both sides on one thread (fancydl
 without its second thread): the cost of the computation itself, without the threads'
-hand-offs (on a loaded machine, two-thread timings of either side vary several-fold)."""
+hand-offs (on a loaded machine, two-thread timings of either side vary several-fold).
+For batch_norm evaluation, two rows measure what the target asks of NumPy: NumPy's own
+two passes for ``x * scale + shift`` (no fancydl at all) against PyTorch's fused
+kernel, and PyTorch making the same two passes against its fused kernel."""
 
 from harness import Case
 
@@ -37,6 +40,33 @@ def step(op, *args, **kw):
     return pullback(grad)
 """
 
+# Evaluation is affine in x, y = x * scale + shift with one scale and one shift per
+# channel: NumPy needs two passes over the data for it (a multiply, then an add in
+# place), where PyTorch's kernel makes one. The result is dropped on return, as the
+# other statements' are (a statement ``y = x * scale`` would keep the previous output
+# alive during the multiply: two outputs in turn, 8 MiB more for the cache).
+_EVALUATION_FACTORS = """
+scale = (weight / np.sqrt(running_var + 1e-5)).astype(np.float32)
+shift = (bias - running_mean * scale).reshape(1, -1, 1, 1)
+scale = scale.reshape(1, -1, 1, 1)
+def two_passes(x, scale, shift):
+    y = x * scale
+    y += shift
+    return y
+"""
+
+# NumPy as fancydl runs it: freed memory kept mapped (fancydl.allocator) and a small
+# ufunc buffer (fancydl.norm.ROW_BUFFER; NumPy's default buffer made the broadcast
+# passes about 2.5 times slower).
+_AS_FANCYDL_RUNS_NUMPY = """
+import fancydl.allocator, fancydl.norm
+np.setbufsize(fancydl.norm.ROW_BUFFER)
+"""
+
+_TORCH_FACTORS = """
+tx_data, tscale, tshift = tx.detach(), torch.tensor(scale), torch.tensor(shift)
+"""
+
 CASES = [
     Case(
         name="batch_norm training fwd+bwd (32, 64, 32, 32) float32",
@@ -61,6 +91,26 @@ CASES = [
         fancydl_stmt="fancydl.batch_norm(x, running_mean, running_var, weight, bias)",
         torch_setup=_TORCH,
         torch_stmt="with torch.no_grad(): F.batch_norm(tx, trm, trv, tw, tb)",
+    ),
+    Case(
+        name="batch_norm evaluation: NumPy alone, y = x * scale; y += shift (two "
+             "passes, one thread)",
+        target=None,
+        fancydl_setup=_DATA + _EVALUATION_FACTORS + _AS_FANCYDL_RUNS_NUMPY,
+        fancydl_stmt="two_passes(x, scale, shift)",
+        torch_setup=_TORCH,
+        torch_stmt="with torch.no_grad(): F.batch_norm(tx, trm, trv, tw, tb)",
+        subject="NumPy two passes",
+    ),
+    Case(
+        name="batch_norm evaluation: PyTorch's x * scale + shift (two passes) against "
+             "its fused batch_norm",
+        target=None,
+        fancydl_setup=_TORCH + _EVALUATION_FACTORS + _TORCH_FACTORS,
+        fancydl_stmt="two_passes(tx_data, tscale, tshift)",
+        torch_setup=_TORCH,
+        torch_stmt="with torch.no_grad(): F.batch_norm(tx, trm, trv, tw, tb)",
+        subject="torch two passes",
     ),
     Case(
         name="group_norm (32 groups) fwd+bwd (32, 64, 32, 32) float32",

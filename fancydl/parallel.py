@@ -5,11 +5,19 @@ it does: splitting the work on the leading (batch) axis and running the second h
 worker thread uses both cores of a small machine, as PyTorch's CPU kernels do.
 
 Measured on two cores: batch_norm's training step at (32, 64, 32, 32) float32 takes 0.7
-of its single-threaded time when the other core is free, 1.1 when it is busy. The split
-is always the same (at n // 2), whatever the machine and whether or not the thread is
-used, so results are deterministic; below :data:`THREADED_SIZE` values, on a machine with
-one usable core, and inside a half that already runs on the worker (a nested call), the
-halves simply run one after the other on the calling thread.
+of its single-threaded time when the other core is free, 1.1 when it is busy.
+
+A hand-off costs about 0.1 ms on the machine of ``benchmarks/RESULTS.md`` (an idle
+core of that virtual machine sleeps, and takes about 60 microseconds to wake: the
+worker's, and the caller's too when its half finishes first). So work of fewer than
+:data:`THREADED_SIZE` values is not split at all: ``fn`` runs once, on the whole
+arrays. Splitting it anyway, on the calling thread, doubled the NumPy calls of every
+small operator: the LeNet training step of ``benchmarks/bench_training.py`` took
+14-18% longer (three pairs of fresh processes). Above the threshold the split is always
+the same (at n // 2), whatever the machine and whether or not the thread is used, so
+results are deterministic: they depend on the size of the work, never on the machine.
+On a machine with one usable core, and inside a half that already runs on the worker
+(a nested call), the two halves run one after the other on the calling thread.
 
 While the two halves run side by side, BLAS is limited to one thread (through
 ``threadpoolctl`` when it is installed; OpenBLAS's thread count is process-wide), so
@@ -35,7 +43,7 @@ except ImportError:  # pragma: no cover - exercised by monkeypatching in the tes
 
 __all__ = ["halves", "single_blas_thread", "THREADED_SIZE"]
 
-#: Arrays smaller than this many values are not worth a thread hand-off.
+#: Work of fewer values than this is not worth a thread hand-off: it runs whole.
 THREADED_SIZE = 1 << 18
 
 _lock = threading.Lock()   # guards the worker's creation and the BLAS limit's count
@@ -121,15 +129,15 @@ def _with_errstate(fn, errors, errcall):
     return run
 
 
-def _threaded(n_values):
-    """Whether a split of ``n_values`` values runs its second half on the worker: large
-    enough, two cores or more, and not already on the worker (a nested call)."""
-    return (n_values >= THREADED_SIZE and usable_cores() > 1
-            and not getattr(_on_worker, "active", False))
+def _threaded():
+    """Whether a split runs its second half on the worker: two cores or more, and not
+    already on the worker (a nested call)."""
+    return usable_cores() > 1 and not getattr(_on_worker, "active", False)
 
 
 def halves(fn, *arrays, size=None):
-    """``[fn(*half) for half in the two halves of arrays along axis 0]``.
+    """``[fn(*half) for half in the two halves of arrays along axis 0]``, or
+    ``[fn(*arrays)]`` for work too small to split.
 
     Parameters
     ----------
@@ -141,23 +149,24 @@ def halves(fn, *arrays, size=None):
         Split at ``n // 2`` along axis 0 (``n`` the largest leading size); an array of
         size 1 along axis 0 broadcasts: both halves get it whole.
     size : int, optional
-        How many values the work touches, for the decision to use the thread
-        (default: the size of the first array).
+        How many values the work touches, for the decision to split it (default: the
+        size of the first array).
 
     Returns
     -------
     list
-        ``fn``'s results, first half first (one result only when ``n < 2``). The second
-        half runs in a worker thread, with the caller's context variables and
-        ``np.errstate`` and BLAS limited to one thread, for arrays of at least
-        :data:`THREADED_SIZE` values on a machine with two usable cores or more.
+        ``fn``'s results, first half first; one result, of ``fn`` on the whole arrays,
+        when ``n < 2`` or the work has fewer than :data:`THREADED_SIZE` values. The
+        second half runs in a worker thread, with the caller's context variables and
+        ``np.errstate`` and BLAS limited to one thread, on a machine with two usable
+        cores or more.
     """
     n = max(a.shape[0] for a in arrays)
-    if n < 2:
+    if n < 2 or (arrays[0].size if size is None else size) < THREADED_SIZE:
         return [fn(*arrays)]
     parts = [[a if a.shape[0] == 1 else a[part] for a in arrays]
              for part in (slice(0, n // 2), slice(n // 2, n))]
-    if not _threaded(arrays[0].size if size is None else size):
+    if not _threaded():
         return [fn(*p) for p in parts]
     worker = _get_worker()
     in_worker = _with_errstate(fn, np.geterr(), np.geterrcall())

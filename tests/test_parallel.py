@@ -28,9 +28,30 @@ def _within(seconds, fn):
 
 def test_halves_split_at_n_over_2_and_broadcast_size_one():
     a, b = np.arange(5.0)[:, None], np.ones((1, 1))
-    parts = halves(lambda x, y: (x.ravel().tolist(), y.shape), a, b)
+    parts = halves(lambda x, y: (x.ravel().tolist(), y.shape), a, b, size=THREADED_SIZE)
     assert parts == [([0.0, 1.0], (1, 1)), ([2.0, 3.0, 4.0], (1, 1))]
-    assert halves(lambda x: x.shape, np.ones((1, 3))) == [(1, 3)]
+    assert halves(lambda x: x.shape, np.ones((1, 3)), size=THREADED_SIZE) == [(1, 3)]
+
+
+@pytest.mark.parametrize("cores", [1, 2])
+def test_work_below_the_threshold_runs_once_on_the_whole_arrays(monkeypatch, cores):
+    """No split (one call, so half the NumPy calls of a split) below THREADED_SIZE
+    values, whatever the machine; at the threshold, two halves on any machine."""
+    monkeypatch.setattr(parallel, "usable_cores", lambda: cores)
+    a, b = np.arange(5.0)[:, None], np.ones((1, 1))
+    calls = []
+
+    def record(x, y):
+        calls.append((x.shape, y.shape, threading.current_thread().name))
+        return x.sum()
+
+    main = threading.current_thread().name
+    assert halves(record, a, b) == [10.0]
+    assert calls == [((5, 1), (1, 1), main)]
+    assert halves(record, a, b, size=THREADED_SIZE - 1) == [10.0]
+    assert len(calls) == 2
+    assert halves(record, a, b, size=THREADED_SIZE) == [1.0, 9.0]
+    assert [shape for shape, _, _ in calls[2:]] == [(2, 1), (3, 1)]
 
 
 def test_large_arrays_run_the_second_half_on_the_worker(monkeypatch):
@@ -39,13 +60,13 @@ def test_large_arrays_run_the_second_half_on_the_worker(monkeypatch):
     assert first == threading.current_thread().name
     assert second.startswith("fancydl")
     small = _thread_names(np.zeros((4, 8)))
-    assert small == [threading.current_thread().name] * 2
+    assert small == [threading.current_thread().name]  # not split at all
 
 
 def test_size_decides_the_thread_for_work_larger_than_the_first_array(monkeypatch):
     monkeypatch.setattr(parallel, "usable_cores", lambda: 2)
     order = np.arange(4)
-    assert _thread_names(order) == [threading.current_thread().name] * 2
+    assert _thread_names(order) == [threading.current_thread().name]
     first, second = halves(lambda half: threading.current_thread().name, order,
                            size=THREADED_SIZE)
     assert second.startswith("fancydl") and not first.startswith("fancydl")

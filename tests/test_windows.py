@@ -8,7 +8,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from fancydl import windows
-from fancydl.parallel import halves
+from fancydl.parallel import THREADED_SIZE, halves
 from fancydl.windows import (WindowGeometry, add_rows, add_to_offset, conv_output_size,
                              effective_kernel_size, merge_phases, offset_view, pad2d,
                              phase_view, phase_zeros, pool_output_size, stride_phases,
@@ -70,8 +70,8 @@ def test_pad2d_fills_only_the_border():
 
 @pytest.mark.parametrize("n", [1, 2, 5, 64])
 def test_halves_cover_the_batch_in_order(n):
-    x = np.arange(n * 5000.0).reshape(n, 5000)      # large enough for the worker thread
-    parts = halves(lambda half: half.sum(axis=1), x)
+    x = np.arange(n * 5000.0).reshape(n, 5000)
+    parts = halves(lambda half: half.sum(axis=1), x, size=THREADED_SIZE)  # split
     np.testing.assert_array_equal(np.concatenate(parts), x.sum(axis=1))
     assert len(parts) == (1 if n < 2 else 2)
 
