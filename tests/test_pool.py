@@ -3,6 +3,7 @@
 import contextlib
 import threading
 import time
+import tracemalloc
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
@@ -376,6 +377,32 @@ def test_adaptive_avg_pool2d_matches_torch(case, seed, kind, dtype):
     ours, our_grad = _ours(fancydl.adaptive_avg_pool2d, x, upstream, output_size=size)
     _assert_close(ours, theirs, dtype)
     _assert_close(our_grad, their_grad, dtype)
+
+
+@pytest.mark.parametrize("output_size", [(2, 2 ** 16 + 3), (5, 3 * 2 ** 17 + 1)])
+def test_adaptive_avg_pool2d_backward_costs_input_plus_output(output_size):
+    """The backward used to multiply by dense (out, size) bin-averaging matrices: for
+    (2, 2**16 + 3) from 2**17 columns, one of 2**16 x 2**17 float64 values (64 GiB).
+    Each pixel now gathers from the bins that cover it (two at most here; seven when
+    there are three times more bins than pixels): memory and time O(input + output)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 2, 3, 2 ** 17))
+    out, pullback = fancydl.vjp(lambda t: fancydl.adaptive_avg_pool2d(t, output_size), x)
+    upstream = rng.standard_normal(out.shape)
+    tracemalloc.start()
+    try:
+        (grad,), seconds = _finishes_within(30, lambda: pullback(upstream))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert seconds < 5
+    assert peak < 16 * (x.nbytes + upstream.nbytes)
+    t = torch.tensor(x, requires_grad=True)
+    theirs = torch.nn.functional.adaptive_avg_pool2d(t, output_size)
+    (their_grad,) = torch.autograd.grad(theirs, t, torch.tensor(upstream))
+    np.testing.assert_allclose(out, theirs.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grad, their_grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("name, kwargs", [
