@@ -142,8 +142,9 @@ def halves(fn, *arrays, size=None):
     Parameters
     ----------
     fn : callable
-        Called once per half with the halves of ``arrays``; must not depend on which
-        half runs first. It may itself call :func:`halves` (the nested call runs on
+        Called once per half with the halves of ``arrays`` (or once, with the whole
+        arrays, for work too small to split); must not depend on which half runs
+        first. It may itself call :func:`halves` (the nested call runs on
         the thread it is made from).
     *arrays : ndarray
         Split at ``n // 2`` along axis 0 (``n`` the largest leading size); an array of

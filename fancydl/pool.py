@@ -696,36 +696,37 @@ def _bins_covering(size, out):
     return first, last - first + 1
 
 
-def _bin_means_adjoint(grad, axis_size, out, axis):
-    """Adjoint of :func:`_bin_means`: each pixel gathers ``grad_i / len_i`` from every
-    bin ``i`` that contains it, and nothing from the others, even where ``grad_i`` is
-    not finite (no product with zero weights).
+def _gather_from_bins(shares, axis_size, out, axis):
+    """Adjoint of summing each adaptive bin along ``axis`` (-2 or -1): every pixel adds
+    the ``shares`` of the bins that contain it, and nothing from the others, even where
+    a share is not finite (no product with zero weights).
 
     Cost O(input + output): one gather per bin covering a pixel (:func:`_bins_covering`),
     from the shares followed by one zero, which a pixel covered by fewer bins reads.
     """
-    start, end = adaptive_bins(axis_size, out)
-    lengths = (end - start).astype(grad.dtype)
-    shares = grad / (lengths[:, None] if axis == -2 else lengths)
-    pad = [(0, 0)] * grad.ndim
+    pad = [(0, 0)] * shares.ndim
     pad[axis] = (0, 1)
     shares = np.pad(shares, pad)  # index ``out``: a zero
     first, count = _bins_covering(axis_size, out)
     result = np.take(shares, first, axis=axis)
-    with np.errstate(invalid="ignore"):  # inf + -inf = NaN, as PyTorch's sums give
-        for k in range(1, int(count.max())):
+    with np.errstate(invalid="ignore", over="ignore"):  # inf + -inf = NaN, overflow to
+        for k in range(1, int(count.max())):            # inf, as PyTorch's sums give
             result += np.take(shares, np.where(k < count, first + k, out), axis=axis)
     return result
 
 
 #: Where bins overlap, the backward multiplies by the dense (out, size) averaging
-#: matrices of the two axes while neither has more entries than this: two small matrix
-#: products, measured 3-4 times faster than the gathers for (32, 128, 7, 7) and
-#: (32, 128, 31, 31) from 32 x 32. Beyond, a product would cost O(size * out) per
-#: plane (a (1, 1, 1, 2**17) input pooled to 2**16 columns needed a 64 GiB matrix):
-#: it gathers. Bins that do not overlap (global average pooling, for one) always
-#: gather: one gather per axis, 8 times faster than the products for 32 x 32 to 1.
-DENSE_BINS_ENTRIES = 1 << 16
+#: matrices of the two axes, ``rows.T @ grad @ cols``, when that costs at most this many
+#: multiply-adds per value of the input and the output: three passes of gathers over
+#: them cost more than a matrix product that small. Measured on (32, 128) planes,
+#: float32: the products were about 3 times faster than the gathers from 32 x 32 to
+#: 31 x 31 (31 multiply-adds per value) and to 64 x 64 (38), 2.6 and 3 times slower
+#: from 512 x 512 to 127 x 127 (149) and from 256 x 256 to 200 x 200 (221). Beyond,
+#: the products grow as size x out (a (1, 1, 1, 2**17) input pooled to 2**16 columns
+#: needed a 64 GiB matrix): it gathers. Bins that do not overlap (global average
+#: pooling, for one) always gather, one gather per axis: 8 times faster than the
+#: products for 32 x 32 to 1.
+DENSE_MACS_PER_VALUE = 64
 
 
 def _bin_averaging_matrix(size, out, dtype):
@@ -734,6 +735,11 @@ def _bin_averaging_matrix(size, out, dtype):
     j = np.arange(size)
     inside = (j >= start[:, None]) & (j < end[:, None])
     return (inside / (end - start)[:, None]).astype(dtype)
+
+
+def _bin_lengths(size, out, dtype):
+    start, end = adaptive_bins(size, out)
+    return (end - start).astype(dtype)
 
 
 class _AdaptiveAvgPool2d(Function):
@@ -747,13 +753,20 @@ class _AdaptiveAvgPool2d(Function):
     def backward(ctx, grad):
         (h, w), (oh, ow) = ctx.input_shape[-2:], ctx.output_size
         overlapping = h % oh or w % ow
-        small = max(h * oh, w * ow) <= DENSE_BINS_ENTRIES
-        # A non-finite value times the matrices' zeros would spread NaN: it gathers.
-        if overlapping and small and np.isfinite(grad).all():
+        dense_cost = h * ow * (oh + w)  # multiply-adds of rows.T @ grad @ cols
+        if overlapping and dense_cost <= DENSE_MACS_PER_VALUE * (h * w + oh * ow) \
+                and np.isfinite(grad).all():
             rows = _bin_averaging_matrix(h, oh, grad.dtype)
             cols = _bin_averaging_matrix(w, ow, grad.dtype)
-            return rows.T @ grad @ cols, None
-        return _bin_means_adjoint(_bin_means_adjoint(grad, w, ow, -1), h, oh, -2), None
+            with np.errstate(over="ignore", invalid="ignore"):
+                result = rows.T @ grad @ cols
+            if np.isfinite(result).all():  # else an overflow met the matrices' zeros
+                return result, None
+        # Each value of grad shared out over its bin's area, divided as PyTorch does
+        # (by the bin's height, then its width) before anything is summed.
+        shares = grad / _bin_lengths(h, oh, grad.dtype)[:, None] / _bin_lengths(w, ow,
+                                                                               grad.dtype)
+        return _gather_from_bins(_gather_from_bins(shares, w, ow, -1), h, oh, -2), None
 
 
 def adaptive_avg_pool2d(input, output_size):

@@ -379,12 +379,40 @@ def test_adaptive_avg_pool2d_matches_torch(case, seed, kind, dtype):
     _assert_close(our_grad, their_grad, dtype)
 
 
+@pytest.mark.parametrize("shape, output_size, upstream, dtype", [
+    # gather (a NaN in channel 0): channel 1's shares must be divided before summing
+    ((1, 2, 2, 1), (1, 3), [[[[np.nan, 2e38, 2e38]], [[2e38, 2e38, 2e38]]]],
+     np.float32),
+    # dense products: 1e308 overflows inside them, and inf times their zeros is NaN
+    ((1, 1, 1, 2), (3, 3), np.full((1, 1, 3, 3), 1e308), np.float64),
+    # more bins than pixels (each pixel in 3 of them), sums near the float32 limit
+    ((1, 1, 1, 2), (1, 5), np.full((1, 1, 1, 5), 1e38), np.float32),
+])
+def test_adaptive_avg_pool2d_backward_overflows_where_torch_does(shape, output_size,
+                                                                  upstream, dtype):
+    """Huge but finite upstream values: inf exactly where PyTorch's gradient is inf
+    (never NaN from an overflow meeting a zero weight, never inf from summing before
+    dividing by the bin's area)."""
+    torch = pytest.importorskip("torch")
+    x = np.zeros(shape, dtype)
+    upstream = np.asarray(upstream, dtype)
+    _, pullback = fancydl.vjp(lambda t: fancydl.adaptive_avg_pool2d(t, output_size), x)
+    (ours,) = pullback(upstream)
+    t = torch.tensor(x, requires_grad=True)
+    (theirs,) = torch.autograd.grad(
+        torch.nn.functional.adaptive_avg_pool2d(t, output_size), t, torch.tensor(upstream))
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs.numpy()))
+    np.testing.assert_array_equal(np.isposinf(ours), np.isposinf(theirs.numpy()))
+    _assert_close(ours, theirs.numpy(), dtype)
+
+
 @pytest.mark.parametrize("output_size", [(2, 2 ** 16 + 3), (5, 3 * 2 ** 17 + 1)])
 def test_adaptive_avg_pool2d_backward_costs_input_plus_output(output_size):
     """The backward used to multiply by dense (out, size) bin-averaging matrices: for
     (2, 2**16 + 3) from 2**17 columns, one of 2**16 x 2**17 float64 values (64 GiB).
-    Each pixel now gathers from the bins that cover it (two at most here; seven when
-    there are three times more bins than pixels): memory and time O(input + output)."""
+    Each pixel now gathers from the bins that cover it (two at most in the first case,
+    four in the second, with three times more bins than pixels): memory and time
+    O(input + output)."""
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1, 2, 3, 2 ** 17))
