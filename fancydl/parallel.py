@@ -44,7 +44,15 @@ except ImportError:  # pragma: no cover - exercised by monkeypatching in the tes
 __all__ = ["halves", "single_blas_thread", "THREADED_SIZE"]
 
 #: Work of fewer values than this is not worth a thread hand-off: it runs whole.
-THREADED_SIZE = 1 << 18
+#: Measured on the machine of ``benchmarks/RESULTS.md``, forward + backward of
+#: (n, 64, 32, 32) float32, best of 7, threaded against whole: at 2**18 values
+#: batch_norm (training) took 1.36-1.42 ms against 0.55, group_norm 0.86-1.01 against
+#: 0.45, log_softmax 0.66-0.74 against 0.55, max_pool2d (3x3, stride 2) the same; at
+#: 2**19 batch_norm still 1.39-1.82 against 0.77-0.89; at 2**20 max_pool2d gained
+#: (3.3-4.8 ms against 5.9) and batch_norm still lost (2.0-2.3 against 1.5); at 2**21,
+#: the size of the benchmarks' cases, the threads won or tied for all four. (It was
+#: 2**18, set before the hand-off's cost was measured.)
+THREADED_SIZE = 1 << 20
 
 _lock = threading.Lock()   # guards the worker's creation and the BLAS limit's count
 _worker = None             # the one worker thread (a ThreadPoolExecutor), made on demand

@@ -559,15 +559,16 @@ def test_per_sample_statistics_hand_each_pass_to_the_worker_once(monkeypatch, op
 def test_plain_call_equals_traced_call(op, args):
     """Without a pullback the forward pass writes the output over its own centered copy
     (training) or takes x * scale + shift (evaluation): the same values as inside vjp,
-    on an input large enough for the two threaded halves."""
+    with the halves on the worker thread."""
     rng = np.random.default_rng(4)
     x = rng.standard_normal((16, 8, 48, 48)).astype(np.float32) * 3 + 1
     weight, bias = rng.standard_normal(8).astype(np.float32), np.ones(8, np.float32)
     args = {k: v.astype(np.float32) if isinstance(v, np.ndarray) else v
             for k, v in args.items()}
     copies = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in args.items()}
-    plain = op(x, weight=weight, bias=bias, **args)
-    traced, _ = fancydl.vjp(lambda x_: op(x_, weight=weight, bias=bias, **copies), x)
+    with threads():
+        plain = op(x, weight=weight, bias=bias, **args)
+        traced, _ = fancydl.vjp(lambda x_: op(x_, weight=weight, bias=bias, **copies), x)
     np.testing.assert_allclose(plain, traced, rtol=1e-6, atol=1e-6)
     x64 = x.astype(np.float64)
     axes = (0, 2, 3) if args.get("training") else None

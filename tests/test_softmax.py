@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import fancydl
+from parallel_switch import threads
 
 try:  # the gradchecks and known values below need no torch; the comparisons do
     import torch
@@ -398,12 +399,19 @@ def test_empty_batch_loss_matches_torch(reduction, probabilities):
     np.testing.assert_array_equal(out, ref.numpy())
 
 
+@pytest.fixture
+def on_worker():
+    """Every split of two items or more runs its second half on the worker thread."""
+    with threads():
+        yield
+
+
 @pytest.mark.parametrize("shape, dim", [((300, 1000), 1), ((1000, 300), 0),
                                         ((40, 70, 110), 1), ((3, 5), -1)])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_log_softmax_and_softmax_by_blocks_and_halves(shape, dim, dtype):
-    """Large enough for several blocks of rows and for the threaded halves
-    (fancydl.parallel.THREADED_SIZE): the same values as the formula on the whole."""
+def test_log_softmax_and_softmax_by_blocks_and_halves(shape, dim, dtype, on_worker):
+    """Large enough for several blocks of rows, with the halves on the worker thread
+    (parallel_switch.threads): the same values as the formula on the whole."""
     rng = np.random.default_rng(2)
     z = (rng.standard_normal(shape) * 5).astype(dtype)
     g = rng.standard_normal(shape).astype(dtype)
@@ -426,10 +434,10 @@ def test_log_softmax_and_softmax_by_blocks_and_halves(shape, dim, dtype):
 
 @pytest.mark.parametrize("shape", [(300, 1000), (40, 70, 110), (3, 5)])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_cross_entropy_by_blocks_and_halves(shape, dtype):
+def test_cross_entropy_by_blocks_and_halves(shape, dtype, on_worker):
     """cross_entropy's exp(z - max z), its row sums and its backward run by blocks of
-    rows on the two halves: the same values as the formula on the whole, with a
-    random upstream gradient of reduction='none'."""
+    rows on the two halves (the second on the worker thread): the same values as the
+    formula on the whole, with a random upstream gradient of reduction='none'."""
     rng = np.random.default_rng(3)
     z = (rng.standard_normal(shape) * 5).astype(dtype)
     target = rng.integers(0, shape[1], (shape[0],) + shape[2:])
