@@ -1356,7 +1356,7 @@ def _depthwise_planes_backward(grad, flat, plane_size, weight, geom, input_grad=
             with np.errstate(over="ignore", invalid="ignore"):  # redone if not finite
                 sums[block] += np.matmul(inputs(block, images), cols.transpose(0, 2, 1))
 
-    halves(half, np.arange(c), size=grad.size)
+    halves(half, np.arange(c), size=grad.size * math.prod(geom.kernel))  # columns
     grad_weight = sums[:, :, ::-1].reshape(weight.shape)
     if not np.isfinite(grad_weight).all():
         padded = _padded_planes(flat, plane_size, n).transpose(1, 0, 2, 3)
@@ -1418,7 +1418,7 @@ def _depthwise_weight_grad(grad, x_padded, weight_shape, geom):
             with np.errstate(invalid="ignore"):  # inf · 0 in the padding: NaN, as PyTorch
                 out[block] += np.matmul(by_channel, cols.transpose(0, 2, 1))
 
-    halves(half, np.arange(c), size=grad.size)
+    halves(half, np.arange(c), size=grad.size * math.prod(geom.kernel))  # columns
     return out.reshape(weight_shape)
 
 

@@ -174,7 +174,7 @@ def _route_to_offsets(grad, chosen, geom, input_shape):
         pieces = (routed(k) for k in range(len(kernel_offsets(geom.kernel))))
         _scatter_to_input(pieces, geom, out.shape, grad.dtype, out=out)
 
-    halves(one_half, grad, chosen, grad_input)
+    halves(one_half, grad, chosen, grad_input, size=grad_input.size)  # input-sized work
     return grad_input
 
 
@@ -519,7 +519,7 @@ class _AvgPool2d(Function):
             _scatter_to_input(pieces, ctx.geom, out.shape, grad.dtype, out=out)
 
         grad_input = np.empty(ctx.input_shape, grad.dtype)
-        halves(one_half, grad, grad_input)
+        halves(one_half, grad, grad_input, size=grad_input.size)  # input-sized work
         return grad_input, None, None
 
 

@@ -406,6 +406,25 @@ def test_adaptive_avg_pool2d_backward_overflows_where_torch_does(shape, output_s
     _assert_close(ours, theirs.numpy(), dtype)
 
 
+@pytest.mark.parametrize("op", ["max_pool2d", "avg_pool2d"])
+def test_pool_backward_splits_by_the_size_of_the_input(op, monkeypatch):
+    """The backward scatters into an input-sized gradient: whether its two halves go to
+    the worker is decided by the input's size, not by the (4 times smaller, stride 2)
+    output's. Deciding by the output made avg_pool2d's benchmark case run whole."""
+    from fancydl import pool
+    sizes = []
+
+    def recording(fn, *arrays, size=None):
+        sizes.append(arrays[0].size if size is None else size)
+        return parallel.halves(fn, *arrays, size=size)
+
+    x = np.random.default_rng(0).standard_normal((4, 2, 8, 8))
+    out, pullback = fancydl.vjp(lambda t: getattr(fancydl, op)(t, 3, 2, 1), x)
+    monkeypatch.setattr(pool, "halves", recording)
+    pullback(np.ones(out.shape))
+    assert sizes == [x.size]
+
+
 @pytest.mark.parametrize("output_size", [(2, 2 ** 16 + 3), (5, 3 * 2 ** 17 + 1)])
 def test_adaptive_avg_pool2d_backward_costs_input_plus_output(output_size):
     """The backward used to multiply by dense (out, size) bin-averaging matrices: for
