@@ -67,6 +67,9 @@ _TORCH_FACTORS = """
 tx_data, tscale, tshift = tx.detach(), torch.tensor(scale), torch.tensor(shift)
 """
 
+# PyTorch's fused evaluation-mode batch_norm, the baseline of three rows.
+_TORCH_EVALUATION = "with torch.no_grad(): F.batch_norm(tx, trm, trv, tw, tb)"
+
 CASES = [
     Case(
         name="batch_norm training fwd+bwd (32, 64, 32, 32) float32",
@@ -90,7 +93,7 @@ CASES = [
         fancydl_setup=_DATA + "import fancydl",
         fancydl_stmt="fancydl.batch_norm(x, running_mean, running_var, weight, bias)",
         torch_setup=_TORCH,
-        torch_stmt="with torch.no_grad(): F.batch_norm(tx, trm, trv, tw, tb)",
+        torch_stmt=_TORCH_EVALUATION,
     ),
     Case(
         name="batch_norm evaluation: NumPy alone, y = x * scale; y += shift (two "
@@ -99,7 +102,7 @@ CASES = [
         fancydl_setup=_DATA + _EVALUATION_FACTORS + _AS_FANCYDL_RUNS_NUMPY,
         fancydl_stmt="two_passes(x, scale, shift)",
         torch_setup=_TORCH,
-        torch_stmt="with torch.no_grad(): F.batch_norm(tx, trm, trv, tw, tb)",
+        torch_stmt=_TORCH_EVALUATION,
         subject="NumPy two passes",
     ),
     Case(
@@ -109,7 +112,7 @@ CASES = [
         fancydl_setup=_TORCH + _EVALUATION_FACTORS + _TORCH_FACTORS,
         fancydl_stmt="two_passes(tx_data, tscale, tshift)",
         torch_setup=_TORCH,
-        torch_stmt="with torch.no_grad(): F.batch_norm(tx, trm, trv, tw, tb)",
+        torch_stmt=_TORCH_EVALUATION,
         subject="torch two passes",
     ),
     Case(

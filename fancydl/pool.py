@@ -667,6 +667,12 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
     return _AdaptiveMaxPool2d.apply(input, size, bool(return_indices))
 
 
+def _bin_lengths(size, out, dtype):
+    """Length of every adaptive bin along an axis of ``size`` (:func:`adaptive_bins`)."""
+    start, end = adaptive_bins(size, out)
+    return (end - start).astype(dtype)
+
+
 def _bin_means(x, axis_size, out, axis):
     """Mean of every adaptive bin along ``axis`` (-2 or -1), NaN-safe."""
     start, end = adaptive_bins(axis_size, out)
@@ -675,7 +681,7 @@ def _bin_means(x, axis_size, out, axis):
         taken = np.take(x, index, axis=axis)
         mask = inside[:, None] if axis == -2 else inside
         total = total + np.where(mask, taken, np.zeros((), x.dtype))
-    lengths = (end - start).astype(x.dtype)
+    lengths = _bin_lengths(axis_size, out, x.dtype)
     return total / (lengths[:, None] if axis == -2 else lengths)
 
 
@@ -737,11 +743,6 @@ def _bin_averaging_matrix(size, out, dtype):
     return (inside / (end - start)[:, None]).astype(dtype)
 
 
-def _bin_lengths(size, out, dtype):
-    start, end = adaptive_bins(size, out)
-    return (end - start).astype(dtype)
-
-
 class _AdaptiveAvgPool2d(Function):
     @staticmethod
     def forward(ctx, x, output_size):
@@ -764,8 +765,8 @@ class _AdaptiveAvgPool2d(Function):
                 return result, None
         # Each value of grad shared out over its bin's area, divided as PyTorch does
         # (by the bin's height, then its width) before anything is summed.
-        shares = grad / _bin_lengths(h, oh, grad.dtype)[:, None] / _bin_lengths(w, ow,
-                                                                               grad.dtype)
+        heights, widths = _bin_lengths(h, oh, grad.dtype), _bin_lengths(w, ow, grad.dtype)
+        shares = grad / heights[:, None] / widths
         return _gather_from_bins(_gather_from_bins(shares, w, ow, -1), h, oh, -2), None
 
 
