@@ -7,7 +7,7 @@
   (MobileNet, Xception) and :func:`shufflenet_unit` are composed from fancydl operators
   (``conv2d``, ``mean``, ``relu``, ``sigmoid``, ``mul``, ``add``), so ``fancydl.vjp``
   differentiates them through their parts' backward passes: they have none of their own.
-* :func:`conv2d_params` and :func:`conv2d_macs` count the weights and the
+* :func:`conv2d_param_count` and :func:`conv2d_macs` count the weights and the
   multiply-accumulates of a convolution configuration, for the chapters' tables;
   :func:`grouped_connectivity` and :func:`mixing_depth` say which inputs a stack of
   grouped layers (with or without shuffles) connects to each output.
@@ -28,8 +28,8 @@ from .validation import check_array, check_float_array, check_int, check_pair, \
 from .windows import conv_output_size
 
 __all__ = ["channel_shuffle", "squeeze_excitation", "squeeze_excitation_scale",
-           "depthwise_separable_conv", "shufflenet_unit", "conv2d_params", "conv2d_macs",
-           "grouped_connectivity", "mixing_depth"]
+           "depthwise_separable_conv", "shufflenet_unit", "conv2d_param_count",
+           "conv2d_macs", "grouped_connectivity", "mixing_depth"]
 
 
 # --- channel shuffle ------------------------------------------------------------------
@@ -399,7 +399,7 @@ def _check_channels(op, in_channels, out_channels, groups):
     return in_channels, out_channels, groups
 
 
-def conv2d_params(in_channels, out_channels, kernel_size, groups=1, bias=True):
+def conv2d_param_count(in_channels, out_channels, kernel_size, groups=1, bias=True):
     """Number of learnable parameters of ``torch.nn.Conv2d`` with these arguments.
 
     ``out_channels · (in_channels / groups) · kH · kW`` weights, plus ``out_channels``
@@ -407,12 +407,13 @@ def conv2d_params(in_channels, out_channels, kernel_size, groups=1, bias=True):
 
     Examples
     --------
-    >>> conv2d_params(256, 256, 3), conv2d_params(256, 256, 3, groups=256, bias=False)
+    >>> dense = conv2d_param_count(256, 256, 3)
+    >>> dense, conv2d_param_count(256, 256, 3, groups=256, bias=False)
     (590080, 2304)
     """
-    in_channels, out_channels, groups = _check_channels("conv2d_params", in_channels,
+    in_channels, out_channels, groups = _check_channels("conv2d_param_count", in_channels,
                                                         out_channels, groups)
-    kh, kw = check_pair("conv2d_params", "kernel_size", kernel_size, minimum=1)
+    kh, kw = check_pair("conv2d_param_count", "kernel_size", kernel_size, minimum=1)
     return out_channels * (in_channels // groups) * kh * kw + (out_channels if bias else 0)
 
 

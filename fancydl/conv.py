@@ -69,6 +69,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from . import windows
 from .autodiff import Function
+from .rows import add_channel_bias, channel_sums
 from .parallel import halves
 from .validation import (check_choice, check_float_array, check_int, check_pair,
                          check_same_dtype)
@@ -1459,7 +1460,7 @@ class _Conv2d(Function):
             keeps_input = not _use_depthwise_full(weight.shape, geom)
             ctx.save_for_backward(input if keeps_input else None, weight)
         if bias is not None:
-            out += bias[:, None, None]
+            add_channel_bias(out, bias)
         return out
 
     @staticmethod
@@ -1479,7 +1480,7 @@ class _Conv2d(Function):
             grad_weight = _conv_weight_grad(grad, input, weight.shape, geom)
         if needs[0] and not fused:
             grad_input = _conv_input_grad(grad, weight, ctx.input_shape, geom)
-        grad_bias = grad.sum(axis=(0, 2, 3)) if needs[2] else None
+        grad_bias = channel_sums(grad) if needs[2] else None
         return grad_input, grad_weight, grad_bias, None
 
 
@@ -1673,7 +1674,7 @@ class _ConvTranspose2d(Function):
             ctx.by_channel = (np.ascontiguousarray(input.transpose(1, 0, 2, 3))
                               if keep else None)
         if bias is not None:
-            out += bias[:, None, None]
+            add_channel_bias(out, bias)
         return out
 
     @staticmethod
@@ -1688,7 +1689,7 @@ class _ConvTranspose2d(Function):
                      else ctx.by_channel.transpose(1, 0, 2, 3))
             grad_input, grad_weight = _conv_forward_and_weight_grad(
                 grad, weight, input, ctx.geom, ctx.input_shape[2:], needs[:2])
-        grad_bias = grad.sum(axis=(0, 2, 3)) if needs[2] else None
+        grad_bias = channel_sums(grad) if needs[2] else None
         return grad_input, grad_weight, grad_bias, None, None
 
 

@@ -22,6 +22,7 @@ import dataclasses
 import numpy as np
 
 from .autodiff import Function
+from .rows import add_channel_bias, channel_sums
 from .validation import check_float_array, check_pair, check_same_dtype
 from .windows import WindowGeometry, add_rows, work_chunks
 
@@ -234,7 +235,7 @@ class _DeformConv2d(Function):
             out[chunk] = product.reshape(geometry.groups, b, -1, product.shape[-1]).transpose(
                 1, 0, 3, 2).reshape(b, geometry.out_channels, *geometry.out_size)
         if bias is not None:
-            out += bias[:, None, None]
+            add_channel_bias(out, bias)
         return out
 
     @staticmethod
@@ -244,7 +245,7 @@ class _DeformConv2d(Function):
         need_x, need_offset, need_w, need_b, need_mask = ctx.needs_input_grad[:5]
         grads = _deform_backward_chunks(grad, input, offset, weight, mask, g,
                                         need_x, need_offset, need_w, need_mask)
-        grad_bias = grad.sum(axis=(0, 2, 3)) if need_b and bias is not None else None
+        grad_bias = channel_sums(grad) if need_b and bias is not None else None
         grad_x, grad_offset, grad_w, grad_mask = grads
         return grad_x, grad_offset, grad_w, grad_bias, grad_mask, None
 

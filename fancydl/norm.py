@@ -51,6 +51,7 @@ import numpy as np
 
 from .autodiff import Function, Traced, value_of
 from .parallel import halves
+from .rows import sample_rows
 from .validation import check_float_array, check_int, check_real, check_same_dtype
 
 __all__ = ["batch_norm", "instance_norm", "group_norm", "layer_norm", "BatchNorm2d",
@@ -146,27 +147,8 @@ def _sum(axes, *arrays):
 def _new(fill, like, *arrays):
     """A new array like ``like``, ``fill(out_half, *halves_of_arrays)`` on each half."""
     out = np.empty_like(like)
-    halves(fill, *_sample_rows(out, *arrays))
+    halves(fill, *sample_rows(out, *arrays))
     return out
-
-
-def _sample_rows(out, *arrays):
-    """``out`` and ``arrays`` with each sample flattened to one row, when every array
-    is either of ``out``'s shape or the same for every sample (size 1 on axis 0, as
-    batch norm's per-channel factors (1, C, 1)): those are expanded to one full row.
-
-    NumPy then runs one long inner loop per sample instead of a short one per
-    (sample, channel), measured about 1.5x faster for (32, 64, 32, 32); the expanded
-    rows cost one sample's memory. Other layouts are returned unchanged.
-    """
-    n = out.shape[0] if out.ndim else 0
-    if n < 2 or out.size == 0 or not all(a.shape == out.shape or a.shape[0] == 1
-                                         for a in arrays):
-        return (out, *arrays)
-    sample = (1,) + out.shape[1:]
-    return (out.reshape(n, -1), *(a.reshape(n, -1) if a.shape == out.shape else
-                                  np.broadcast_to(a, sample).reshape(1, -1)
-                                  for a in arrays))
 
 
 def _running_average(buffer, statistic, momentum, correction=1.0):
@@ -255,7 +237,7 @@ class _Normalize(Function):
                 if any(ctx.needs_input_grad):
                     y = _new(fill, xv, centered, *factors)
                 else:  # no pullback needs ``centered``: the output overwrites it
-                    halves(fill, *_sample_rows(centered, centered, *factors))
+                    halves(fill, *sample_rows(centered, centered, *factors))
                     y = centered
             else:  # fixed statistics: y = x * scale + shift, affine in x (PyTorch's form)
                 mean = running_mean.reshape(layout.param_view)
@@ -413,8 +395,8 @@ def _normalize_per_sample(layout, xv, gamma, beta, eps, keep_centered):
         var = _sum_of_products(layout.axes, centered, centered) / count
         inv_std = 1 / np.sqrt(var + eps)
         _multiply(y, centered, inv_std if gamma is None else inv_std * gamma)
-        if beta is not None:  # the same for every sample: one long row (_sample_rows)
-            rows, shift = _sample_rows(y, beta)
+        if beta is not None:  # the same for every sample: one long row (sample_rows)
+            rows, shift = sample_rows(y, beta)
             rows += shift
         return mean, var, inv_std
 

@@ -373,12 +373,12 @@ def test_shufflenet_unit_bad_input(rng, change, error, match):
 
 @given(groups=st.integers(1, 4), in_per_group=st.integers(1, 3), out_per_group=st.integers(1, 3),
        k=st.tuples(st.integers(1, 4), st.integers(1, 4)), bias=st.booleans())
-def test_conv2d_params_matches_torch_module(groups, in_per_group, out_per_group, k, bias):
+def test_conv2d_param_count_matches_torch_module(groups, in_per_group, out_per_group, k, bias):
     torch = _torch()
     c_in, c_out = groups * in_per_group, groups * out_per_group
     module = torch.nn.Conv2d(c_in, c_out, k, groups=groups, bias=bias)
     expected = sum(p.numel() for p in module.parameters())
-    assert fancydl.conv2d_params(c_in, c_out, k, groups=groups, bias=bias) == expected
+    assert fancydl.conv2d_param_count(c_in, c_out, k, groups=groups, bias=bias) == expected
 
 
 @given(groups=st.integers(1, 3), in_per_group=st.integers(1, 3), out_per_group=st.integers(1, 3),
@@ -399,15 +399,15 @@ def test_conv2d_macs_counts_one_dot_product_per_output(groups, in_per_group, out
 
 def test_counting_known_values():
     # AlexNet's second convolution: 256 kernels of 5×5×48 on 27×27 maps (two GPUs).
-    assert fancydl.conv2d_params(96, 256, 5, groups=2, bias=False) == 256 * 48 * 25
+    assert fancydl.conv2d_param_count(96, 256, 5, groups=2, bias=False) == 256 * 48 * 25
     assert fancydl.conv2d_macs(96, 256, 5, 27, padding=2, groups=2) == 27 * 27 * 256 * 48 * 25
 
 
 @pytest.mark.parametrize("call, error, match", [
-    (lambda: fancydl.conv2d_params(6, 4, 3, groups=4), ValueError,
+    (lambda: fancydl.conv2d_param_count(6, 4, 3, groups=4), ValueError,
      r"groups must divide in_channels and out_channels, got in_channels=6, out_channels=4"),
-    (lambda: fancydl.conv2d_params(0, 4, 3), ValueError, r"in_channels must be >= 1, got 0"),
-    (lambda: fancydl.conv2d_params(4, 4, (3, 3, 3)), TypeError, r"kernel_size must be"),
+    (lambda: fancydl.conv2d_param_count(0, 4, 3), ValueError, r"in_channels must be >= 1, got 0"),
+    (lambda: fancydl.conv2d_param_count(4, 4, (3, 3, 3)), TypeError, r"kernel_size must be"),
     (lambda: fancydl.conv2d_macs(4, 4, 3, 8, stride=0), ValueError, r"stride must be"),
     (lambda: fancydl.conv2d_macs(4, 4, 3, 8, padding=-1), ValueError, r"padding must be"),
     (lambda: fancydl.conv2d_macs(4, 4.0, 3, 8), TypeError, r"out_channels must be an int"),

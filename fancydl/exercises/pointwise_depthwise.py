@@ -38,11 +38,11 @@ def separable_mac_ratio(in_channels, out_channels, kernel_size):
           cases=[(256, 64, 3), (512, 128, 3), (64, 16, 5), (1024, 256, 3)])
 def bottleneck_params(channels, reduced, kernel_size):
     """Weights (no biases) of 1×1 C->R, k×k R->R, 1×1 R->C."""
-    from fancydl import conv2d_params
+    from fancydl import conv2d_param_count
 
-    return (conv2d_params(channels, reduced, 1, bias=False)
-            + conv2d_params(reduced, reduced, kernel_size, bias=False)
-            + conv2d_params(reduced, channels, 1, bias=False))
+    return (conv2d_param_count(channels, reduced, 1, bias=False)
+            + conv2d_param_count(reduced, reduced, kernel_size, bias=False)
+            + conv2d_param_count(reduced, channels, 1, bias=False))
 
 
 # --- derivations -----------------------------------------------------------------------
