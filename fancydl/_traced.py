@@ -34,6 +34,10 @@ class Traced:
         The array itself.
     node : object or None
         The recorded operation that produced it (None for an argument of ``vjp``).
+    tape : object or None
+        The tape of the :func:`fancydl.vjp` call that traces it: an operator refuses
+        values of two different calls (a ``vjp`` nested in another one) rather than
+        cutting the outer call's gradient.
     """
 
     # NumPy ufunc (``np.add``, ``np.exp``, ...) -> fancydl operator, filled in by
@@ -42,9 +46,10 @@ class Traced:
     # any other NumPy function converts with ``__array__``, which refuses.
     _ufuncs: dict = {}
 
-    def __init__(self, value, node=None):
+    def __init__(self, value, node=None, tape=None):
         self.value = value
         self.node = node
+        self.tape = tape
 
     shape = property(lambda self: self.value.shape)
     ndim = property(lambda self: self.value.ndim)

@@ -20,6 +20,7 @@ modules and only subclass :class:`Function`.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import numbers
@@ -116,7 +117,20 @@ class _Tape:
         return tuple(found)
 
 
-_tapes = []  # the tapes of the vjp calls whose f is running (nested calls stack up)
+# The tapes of the vjp calls whose f is running, innermost last: a tuple in a context
+# variable, so that each thread has its own (a vjp in one thread never records into
+# another's tape), while fancydl.parallel's worker, which runs in a copy of the
+# caller's context, sees the caller's.
+_active_tapes = contextvars.ContextVar("fancydl_active_tapes", default=())
+
+
+def _nested_error(where):
+    return TypeError(
+        f"{where} is a value traced by another fancydl.vjp (or grad, value_and_grad) "
+        f"call than the running one, whose gradient would silently be cut: nested "
+        f"differentiation of traced values is not supported (fancydl computes first "
+        f"derivatives only). Call an inner vjp/grad on plain arrays only, and keep "
+        f"traced values inside the function that produced them")
 
 
 # --- the recorded graph ---------------------------------------------------------------
@@ -186,7 +200,7 @@ def _argument_names(function):
 
 
 def _function_name(function):
-    return function.__name__.lstrip("_")
+    return function.operator_name or function.__name__.lstrip("_")
 
 
 def _describe_argument(function, index):
@@ -213,7 +227,8 @@ class Function:
                 return (grad * y,)
 
     ``forward`` receives plain NumPy arrays and returns an array or a tuple of arrays
-    (integer outputs, such as pooling indices, are never differentiated).
+    (integer outputs, such as pooling indices, are never differentiated); a 0-d
+    result comes back as a 0-d array, never a NumPy scalar.
     ``backward`` receives one upstream gradient per output and returns one gradient
     per positional argument of ``forward`` (None where there is none). Each gradient
     must have its argument's shape and dtype: the pullback checks this, as PyTorch
@@ -222,7 +237,15 @@ class Function:
     ``forward`` declared with ``ctx.mark_zero_gradient(i)`` that its output does not
     depend on argument ``i``. Only positional arguments are differentiated: a traced
     keyword argument (or a traced array inside a list argument) is an error.
+
+    Attributes
+    ----------
+    operator_name : str or None
+        The public operator's name for error messages (``"linear"``); by default the
+        class name without its leading underscore.
     """
+
+    operator_name = None
 
     @staticmethod
     def forward(ctx, *args, **kwargs):  # pragma: no cover - always overridden
@@ -236,31 +259,61 @@ class Function:
     def apply(cls, *args, **kwargs):
         """Run ``forward``; record a node when any positional argument is traced."""
         _refuse_hidden_traced(cls, args, kwargs)
-        needs = tuple(isinstance(a, Traced) for a in args)
-        plain = tuple(value_of(a) for a in args)
+        needs = tuple([isinstance(a, Traced) for a in args])
         ctx = Context(needs)
-        out = cls.forward(ctx, *plain, **kwargs)
-        if not any(needs):
-            return out
-        # NumPy turns 0-d results into scalars (``-x`` of a 0-d array): keep arrays.
-        out = (tuple(np.asarray(o) if isinstance(o, np.generic) else o for o in out)
-               if isinstance(out, tuple) else
-               np.asarray(out) if isinstance(out, np.generic) else out)
+        if True not in needs:  # plain arrays: just compute
+            return _kept_arrays(cls.forward(ctx, *args, **kwargs))
+        tape = _tape_of(cls, args)
+        out = _kept_arrays(cls.forward(ctx, *[value_of(a) for a in args], **kwargs))
         outputs = out if isinstance(out, tuple) else (out,)
+        for o in outputs:
+            if not isinstance(o, np.ndarray):
+                raise TypeError(f"{cls.__name__}.forward returned a {type(o).__name__}, "
+                                f"expected a numpy.ndarray or a tuple of them (one per "
+                                f"output): its gradient would silently be zero")
+            if o.dtype.kind == "c":
+                raise TypeError(f"{_function_name(cls)}: a complex result from traced "
+                                f"arguments cannot be differentiated (fancydl's gradients "
+                                f"are real); its gradient would silently be zero")
         meta = [(o.shape, o.dtype) if _is_float_array(o) else None for o in outputs]
         node = _Node(cls, ctx, {i: a for i, a in enumerate(args) if needs[i]}, len(args),
-                     meta, _record_guards(cls, ctx, args, kwargs))
-        wrapped = tuple(Traced(o, _OutputRef(node, k)) if meta[k] is not None else o
-                        for k, o in enumerate(outputs))
+                     meta, _record_guards(tape, cls, ctx, args, kwargs))
+        wrapped = tuple(Traced(o, _OutputRef(node, k), tape) if meta[k] is not None
+                        else o for k, o in enumerate(outputs))
         return wrapped if isinstance(out, tuple) else wrapped[0]
 
 
-def _record_guards(cls, ctx, args, kwargs):
-    """Register the untraced arrays passed to ``cls`` with the running :func:`vjp`'s
-    tape, and return guards for the caller-visible arrays ``ctx`` keeps."""
-    if not _tapes:
-        return ()
-    tape, name = _tapes[-1], _function_name(cls)
+def _kept_arrays(out):
+    """``forward``'s result with NumPy scalars made 0-d arrays (NumPy returns a scalar
+    for ``-x`` of a 0-d array; PyTorch, a 0-d tensor)."""
+    if isinstance(out, tuple):
+        return tuple(np.asarray(o) if isinstance(o, np.generic) else o for o in out)
+    return np.asarray(out) if isinstance(out, np.generic) else out
+
+
+def _tape_of(cls, args):
+    """The tape of the one :func:`vjp` call that traces the traced ``args``.
+
+    That is the innermost running call; or, where none runs (a thread started by
+    ``f``), the call the values come from. Values of another call would have their
+    gradient cut when the inner call returns plain arrays: refused.
+    """
+    tapes = _active_tapes.get()
+    tape = tapes[-1] if tapes else None
+    for i, a in enumerate(args):
+        if isinstance(a, Traced):
+            if tape is None:
+                tape = a.tape
+            elif a.tape is not tape:
+                raise _nested_error(f"{_function_name(cls)}: "
+                                    f"{_describe_argument(cls, i)}")
+    return tape
+
+
+def _record_guards(tape, cls, ctx, args, kwargs):
+    """Register the untraced arrays passed to ``cls`` with ``tape``, and return guards
+    for the caller-visible arrays ``ctx`` keeps."""
+    name = _function_name(cls)
     for i, a in enumerate(args):
         if isinstance(a, np.ndarray):
             tape.register(f"{_describe_argument(cls, i)} of {name}", a)
@@ -273,11 +326,12 @@ def _record_guards(cls, ctx, args, kwargs):
 def _refuse_hidden_traced(cls, args, kwargs):
     """A traced value where ``apply`` cannot record it (a keyword, inside a list) would
     get no gradient: refuse it."""
-    places = [(k, v) for k, v in kwargs.items()]
-    places += [(i, a) for i, a in enumerate(args) if isinstance(a, (list, tuple))]
-    for where, value in places:
-        items = value if isinstance(value, (list, tuple)) else (value,)
-        if any(isinstance(v, Traced) for v in items):
+    for where, value in (*kwargs.items(), *enumerate(args)):
+        if isinstance(value, (list, tuple)):
+            hidden = any(isinstance(v, Traced) for v in value)
+        else:
+            hidden = isinstance(where, str) and isinstance(value, Traced)
+        if hidden:
             where = (f"keyword argument {where!r}" if isinstance(where, str)
                      else _describe_argument(cls, where))
             raise TypeError(
@@ -343,7 +397,9 @@ def vjp(f, *args, **kwargs):
     ------
     TypeError
         From an operator that receives a traced value it cannot differentiate (rather
-        than a silently zero gradient).
+        than a silently zero gradient); when ``vjp`` (or ``grad``) is called on
+        values traced by an outer call, or ``f`` uses one: higher-order derivatives
+        are not supported (a ``vjp`` on plain arrays inside ``f`` is fine).
     RuntimeError
         From the pullback, when an array that a backward needs was modified in place
         after the forward pass (see Notes).
@@ -363,7 +419,10 @@ def vjp(f, *args, **kwargs):
     (16 MiB in all), 0.2-4.5% of the step's time; cross_entropy on (4096, 1000)
     keeps no caller array, so costs nothing; peak memory unchanged in both. An array
     used only by plain NumPy code inside ``f`` (not passed to a fancydl operator) is
-    not watched.
+    not watched; index arrays and lists are copied by the operator instead.
+
+    Each thread records into its own tape: ``vjp`` calls in several threads at once
+    do not mix.
 
     Examples
     --------
@@ -392,33 +451,37 @@ def _vjp(f, args, kwargs, differentiated, caller):
     if not callable(f):
         raise TypeError(f"{caller}: f must be callable, got {type(f).__name__}")
     differentiated = set(differentiated)
+    tape = _Tape()
     arg_defs, arg_leaves, call_args = [], [], []
     for i, a in enumerate(args):
+        leaves, treedef = tree_flatten(a)
+        if any(isinstance(x, Traced) for x in leaves):
+            raise _nested_error(f"{caller}: argument {i}")
         if i not in differentiated:
             arg_defs.append(None)
             arg_leaves.append(None)
             call_args.append(a)
             continue
-        leaves, treedef = tree_flatten(a)
-        traced = [Traced(x) if _is_float_array(x) else None for x in leaves]
+        traced = [Traced(x, None, tape) if _is_float_array(x) else None for x in leaves]
         arg_defs.append(treedef)
         arg_leaves.append(traced)
         call_args.append(treedef.unflatten(t if t is not None else x
                                            for t, x in zip(traced, leaves)))
-    tape = _Tape()
-    for i, traced in enumerate(arg_leaves):
-        for j, t in enumerate(traced or ()):
+        for j, t in enumerate(traced):
             if t is not None:
-                tape.register(f"argument {i}" + (f" (leaf {j})" if arg_defs[i].kind
-                                                 else "") + f" of {caller}", t.value)
-    _tapes.append(tape)
+                tape.register(f"argument {i}" + (f" (leaf {j})" if treedef.kind else "")
+                              + f" of {caller}", t.value)
+    token = _active_tapes.set(_active_tapes.get() + (tape,))
     try:
         result = f(*call_args, **kwargs)
     finally:
-        _tapes.pop()
+        _active_tapes.reset(token)
     outputs, out_def = tree_flatten(result)
+    for k, o in enumerate(outputs):
+        if isinstance(o, Traced) and o.tape is not tape:
+            raise _nested_error(f"{caller}: output {k} of f")
     out = out_def.unflatten(value_of(o) for o in outputs)
-    output_guards = _output_guards(outputs)
+    output_guards = _output_guards(outputs, out_def.kind is None)
 
     def pullback(grad_out):
         upstream = out_def.flatten_up_to(grad_out, "pullback: grad_out",
@@ -442,11 +505,19 @@ def _leaf_gradient(traced, grads):
     return np.zeros_like(traced.value) if grad is None else grad
 
 
-def _output_guards(outputs):
-    """Guards for returned outputs that some recorded ``ctx`` keeps (``Exp`` keeps its
-    result, which the caller receives in ``out`` and could change in place)."""
-    returned = {id(_root(o.value)): o.value for o in outputs
-                if isinstance(o, Traced) and o.node is not None}
+def _output_guards(outputs, single):
+    """Guards for returned outputs that some recorded ``ctx`` keeps (``exp`` keeps its
+    result, which the caller receives in ``out`` and could change in place).
+
+    Every returned array sharing memory with a saved one is guarded, several views
+    of one saved array included (``e[:1], e[1:]``). ``single``: ``out`` is one array.
+    """
+    returned = {}  # id(root) -> [(name, array)]
+    for k, o in enumerate(outputs):
+        if isinstance(o, Traced) and o.node is not None:
+            views = returned.setdefault(id(_root(o.value)), [])
+            if not any(a is o.value for _, a in views):
+                views.append(("its output" if single else f"output {k} of vjp", o.value))
     if not returned:
         return []
     roots = [o.node.node for o in outputs if isinstance(o, Traced) and o.node is not None]
@@ -456,16 +527,26 @@ def _output_guards(outputs):
             key = id(_root(a))
             if key in returned and key not in guarded:
                 guarded.add(key)
-                guards.append((node, _Guard(returned[key], "its output")))
+                guards.extend((node, _Guard(array, name)) for name, array in returned[key])
     return guards
 
 
 def _check_upstream(grad, output, position):
+    """The upstream gradient of one output as an array of its dtype. Like PyTorch,
+    accept any real dtype (cast, overflow to inf) and refuse complex or other ones."""
+    if isinstance(grad, Traced):
+        raise _nested_error(f"pullback: upstream gradient {position}")
     grad = np.asarray(grad)
+    if grad.dtype.kind not in "biuf":
+        raise TypeError(f"pullback: upstream gradient {position} must be a real array "
+                        f"(float, int or bool), got dtype {grad.dtype}")
     if grad.shape != np.shape(output):
         raise ValueError(f"pullback: upstream gradient {position} must have the output's "
                          f"shape {np.shape(output)}, got {grad.shape}")
-    return grad.astype(output.dtype, copy=False)
+    if grad.dtype == output.dtype:
+        return grad
+    with np.errstate(over="ignore"):
+        return grad.astype(output.dtype)
 
 
 def _checked_gradients(node, input_grads):
@@ -505,6 +586,14 @@ def _checked_gradients(node, input_grads):
     return checked
 
 
+def _added(total, grad):
+    """``total + grad``, an array even for 0-d ones (NumPy gives a scalar for those);
+    inf + -inf is NaN without a warning, as in PyTorch."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = total + grad
+    return total if isinstance(total, np.ndarray) else np.asarray(total)
+
+
 def _backpropagate(outputs, upstream, verified):
     """Gradients of the leaves, ``{id(leaf Traced): gradient}``."""
     grads = {}  # id(node) -> list of gradients per output; id(leaf) -> gradient
@@ -512,11 +601,12 @@ def _backpropagate(outputs, upstream, verified):
     def accumulate(traced, grad):
         if traced.node is None:
             key = id(traced)
-            grads[key] = grad if key not in grads else grads[key] + grad
+            grads[key] = grad if key not in grads else _added(grads[key], grad)
             return
         ref = traced.node
         slots = grads.setdefault(id(ref.node), [None] * ref.node.n_outputs)
-        slots[ref.index] = grad if slots[ref.index] is None else slots[ref.index] + grad
+        slots[ref.index] = (grad if slots[ref.index] is None
+                            else _added(slots[ref.index], grad))
 
     roots = []
     for k, (o, g) in enumerate(zip(outputs, upstream)):
@@ -614,7 +704,11 @@ def value_and_grad(f, argnums=0, has_aux=False):
     >>> sorted(grads) == sorted(params)
     True
     """
-    caller = "value_and_grad"
+    return _value_and_grad(f, argnums, has_aux, "value_and_grad")
+
+
+def _value_and_grad(f, argnums, has_aux, caller):
+    """:func:`value_and_grad`, naming ``caller`` in its messages."""
     if not callable(f):
         raise TypeError(f"{caller}: f must be callable, got {type(f).__name__}")
     _positions(argnums, 1 << 30, caller)  # check the type now, the range at call time
@@ -628,7 +722,9 @@ def value_and_grad(f, argnums=0, has_aux=False):
                 raise TypeError(f"{caller}: with has_aux=True, f must return a pair "
                                 f"(loss, aux), got {type(value).__name__}")
             loss = _scalar_loss(value[0], caller)
-            grads = pullback(type(value)([np.ones_like(loss), None]))
+            # A plain tuple matches any tuple structure, a named tuple's included.
+            upstream = (np.ones_like(loss), None)
+            grads = pullback(list(upstream) if isinstance(value, list) else upstream)
         else:
             loss = _scalar_loss(value, caller)
             grads = pullback(np.ones_like(loss))
@@ -660,7 +756,7 @@ def grad(f, argnums=0, has_aux=False):
     >>> g(np.array([1.0, -2.0]))
     array([ 2., -4.])
     """
-    inner = value_and_grad(f, argnums, has_aux)
+    inner = _value_and_grad(f, argnums, has_aux, "grad")
 
     @functools.wraps(f)
     def grad_f(*args, **kwargs):
@@ -712,7 +808,9 @@ def gradcheck(f, *args, eps=1e-6, atol=1e-7, rtol=1e-5, rng=None, **kwargs):
     A random upstream gradient ``u`` (never a plain sum, which can hide errors: the
     sum of batch-normalized outputs has zero input gradient) is pulled back, and each
     entry ``i`` of every float argument is checked against
-    ``(<u, f(x + eps e_i)> - <u, f(x - eps e_i)>) / (2 eps)``.
+    ``<u, f(x + eps e_i) - f(x - eps e_i)> / (2 eps)``, each output leaf differenced
+    before the products are summed (so that a large output that does not depend on
+    ``x`` cannot swamp, by cancellation, the change of a small one).
 
     Parameters
     ----------
@@ -754,10 +852,13 @@ def gradcheck(f, *args, eps=1e-6, atol=1e-7, rtol=1e-5, rng=None, **kwargs):
                 for o in out_leaves]
     analytic = pullback(out_def.unflatten(upstream))
 
-    def projected(work):
+    weights = [u for u in upstream if u is not None]
+
+    def outputs_at(work):
+        """The float output leaves of ``f(*work)``, copied: they may be views of the
+        perturbed argument, which changes next."""
         values = out_def.flatten_up_to(f(*work, **kwargs), "gradcheck: f's output")
-        return sum(float(np.sum(u * value_of(v))) for u, v in zip(upstream, values)
-                   if u is not None)
+        return [np.array(value_of(v)) for u, v in zip(upstream, values) if u is not None]
 
     max_errors, passed = {}, True
     for i, (leaves, treedef) in enumerate(flat):
@@ -779,7 +880,8 @@ def gradcheck(f, *args, eps=1e-6, atol=1e-7, rtol=1e-5, rng=None, **kwargs):
                                             for k, v in enumerate(leaves))
                 return work
 
-            numeric = _numeric_gradient(a, lambda x: projected(perturbed(x)), eps)
+            numeric = _numeric_gradient(a, lambda x: outputs_at(perturbed(x)), weights,
+                                        eps)
             diff = np.abs(g - numeric)
             ok = bool(np.all(diff <= atol + rtol * np.abs(numeric)))
             max_errors[key] = {"abs": float(diff.max(initial=0.0)), "ok": ok}
@@ -788,17 +890,19 @@ def gradcheck(f, *args, eps=1e-6, atol=1e-7, rtol=1e-5, rng=None, **kwargs):
     return GradcheckReport(name, max_errors, atol, rtol, passed)
 
 
-def _numeric_gradient(a, projected, eps):
-    """Central differences of the scalar ``projected(x)`` at ``x = a``, entry by entry."""
+def _numeric_gradient(a, outputs_at, weights, eps):
+    """Central differences of ``sum_k <weights[k], outputs_at(x)[k]>`` at ``x = a``,
+    entry by entry, each output differenced on its own."""
     x = np.array(a, copy=True)
     flat = x.reshape(-1)
     numeric = np.zeros_like(x)
     for j in range(flat.size):
         original = flat[j]
         flat[j] = original + eps
-        plus = projected(x)
+        plus = outputs_at(x)
         flat[j] = original - eps
-        minus = projected(x)
+        minus = outputs_at(x)
         flat[j] = original
-        numeric.reshape(-1)[j] = (plus - minus) / (2 * eps)
+        change = sum(float(np.sum(u * (p - m))) for u, p, m in zip(weights, plus, minus))
+        numeric.reshape(-1)[j] = change / (2 * eps)
     return numeric

@@ -6,9 +6,12 @@ like NumPy; their backward sums the gradient back to each input's shape.
 
 They validate like every other operator (PyTorch's rules): array operands must be
 float32 or float64 (an integer or bool array raises ``TypeError`` rather than being
-truncated); a Python number takes the array's dtype, as in PyTorch; float32 with
-float64 promotes to float64; shapes that do not broadcast raise ``ValueError`` naming
-both; ``dim`` must be in ``[-ndim, ndim)``.
+truncated); a Python number takes the array's dtype, as in PyTorch, and so does a 0-d
+array beside an array with dimensions (``float32 (N,) + float64 ()`` is float32); any
+other float32 with float64 promotes to float64; shapes that do not broadcast raise
+``ValueError`` naming both; ``dim`` must be in ``[-ndim, ndim)``. inf and NaN
+propagate as in PyTorch (``1 / 0 = inf``, ``log(0) = -inf``), without NumPy's
+warnings.
 
 Importing this module also gives :class:`~fancydl.autodiff.Traced` values their
 arithmetic (``t + 1``, ``t @ w``, ``t ** 2``, ``t.sum(axis=0)``, ``t.T``, ``np.exp(t)``):
@@ -17,6 +20,7 @@ see :func:`fancydl._traced.install_operators`.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -24,7 +28,7 @@ import numpy as np
 
 from ._traced import Traced, constant_of, install_operators
 from .autodiff import Function
-from .validation import check_dim, check_float_array
+from .validation import check_dim, check_float_array, check_same_dtype
 
 __all__ = ["add", "sub", "mul", "div", "pow", "neg", "exp", "log", "relu", "sigmoid",
            "tanh", "sum", "mean", "amax", "amin", "reshape", "flatten", "permute",
@@ -57,6 +61,28 @@ def unbroadcast(grad, shape, dtype=None):
     return grad if dtype is None else grad.astype(dtype, copy=False)
 
 
+def _quiet(*steps):
+    """Class decorator: the given steps (``"forward"``, ``"backward"``) of a Function
+    run with NumPy's floating-point warnings off, so that inf and NaN come out as in
+    PyTorch (``1 / 0 = inf``, ``inf - inf = NaN``) without a RuntimeWarning. Costs
+    about 1 microsecond a call (``np.errstate``): only the steps that can warn."""
+    def decorate(cls):
+        for name in steps:
+            setattr(cls, name, _without_warnings(getattr(cls, name)))
+        return cls
+
+    return decorate
+
+
+def _without_warnings(step):
+    @functools.wraps(step)
+    def quiet(*args, **kwargs):
+        with np.errstate(all="ignore"):
+            return step(*args, **kwargs)
+
+    return staticmethod(quiet)
+
+
 def _describe(x):
     if isinstance(x, (np.ndarray, Traced)):
         return f"an array of shape {x.shape} and dtype {x.dtype}"
@@ -80,10 +106,10 @@ def _check_operand(op, name, x):
 
 
 def _operands(op, input, other):
-    """Validate a binary operator's operands and turn a number into a 0-d array.
+    """Validate a binary operator's operands and give them PyTorch's dtypes.
 
-    A number takes the dtype of the array operand (PyTorch: ``float32 + 0.1`` stays
-    float32); two arrays must broadcast.
+    A number becomes a 0-d array of the array operand's dtype (PyTorch: ``float32 +
+    0.1`` stays float32); two arrays must broadcast, see :func:`_zero_dim_follows`.
     """
     _check_operand(op, "input", input)
     _check_operand(op, "other", other)
@@ -91,20 +117,48 @@ def _operands(op, input, other):
         raise TypeError(f"{op}: input or other must be an array, got two numbers "
                         f"{input!r} and {other!r}")
     if _is_array(input) and _is_array(other):
-        try:
-            np.broadcast_shapes(input.shape, other.shape)
-        except ValueError:
-            raise ValueError(f"{op}: input of shape {input.shape} and other of shape "
-                             f"{other.shape} cannot be broadcast together") from None
-        return input, other
+        if input.shape != other.shape:
+            try:
+                np.broadcast_shapes(input.shape, other.shape)
+            except ValueError:
+                raise ValueError(f"{op}: input of shape {input.shape} and other of "
+                                 f"shape {other.shape} cannot be broadcast "
+                                 f"together") from None
+        return _zero_dim_follows(input, other)
     dtype = (input if _is_array(input) else other).dtype
-    as_array = (lambda x: x if _is_array(x) else np.asarray(x, dtype=dtype))
+    as_array = (lambda x: x if _is_array(x) else _number_array(x, dtype))
     return as_array(input), as_array(other)
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _number_array(x, dtype):
+    """The number ``x`` as a 0-d array of ``dtype``."""
+    if abs(x) <= _FLOAT32_MAX:  # the usual case: no overflow possible
+        return np.asarray(x, dtype=dtype)
+    with np.errstate(over="ignore"):  # beyond float32's range: inf, as in PyTorch
+        return np.asarray(x, dtype=dtype)
+
+
+def _zero_dim_follows(input, other):
+    """PyTorch's promotion of two float arrays: a 0-d array beside one with dimensions
+    takes that one's dtype, like a number (float32 (N,) with float64 () is float32);
+    otherwise float32 with float64 is float64. A differentiable cast keeps the 0-d
+    array's gradient in its own dtype."""
+    if input.dtype != other.dtype and (input.ndim == 0) != (other.ndim == 0):
+        if input.ndim == 0:
+            return _Cast.apply(input, other.dtype), other
+        return input, _Cast.apply(other, input.dtype)
+    return input, other
 
 
 # --- binary arithmetic ------------------------------------------------------------------
 
+@_quiet("forward", "backward")
 class _Add(Function):
+    operator_name = "add"
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.meta = (a.shape, a.dtype), (b.shape, b.dtype)
@@ -116,7 +170,10 @@ class _Add(Function):
         return unbroadcast(grad, *ma), unbroadcast(grad, *mb)
 
 
+@_quiet("forward", "backward")
 class _Sub(Function):
+    operator_name = "sub"
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.meta = (a.shape, a.dtype), (b.shape, b.dtype)
@@ -128,7 +185,10 @@ class _Sub(Function):
         return unbroadcast(grad, *ma), unbroadcast(-grad, *mb)
 
 
+@_quiet("forward", "backward")
 class _Mul(Function):
+    operator_name = "mul"
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -142,7 +202,10 @@ class _Mul(Function):
         return ga, gb
 
 
+@_quiet("forward", "backward")
 class _Div(Function):
+    operator_name = "div"
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -152,12 +215,16 @@ class _Div(Function):
     def backward(ctx, grad):
         a, b = ctx.saved
         ga = unbroadcast(grad / b, a.shape, a.dtype) if ctx.needs_input_grad[0] else None
-        gb = (unbroadcast(-grad * a / (b * b), b.shape, b.dtype)
+        # PyTorch's order: a / b / b, since b * b over- or underflows long before
+        gb = (unbroadcast(-grad * (a / b / b), b.shape, b.dtype)
               if ctx.needs_input_grad[1] else None)
         return ga, gb
 
 
+@_quiet("forward", "backward")
 class _Pow(Function):
+    operator_name = "pow"
+
     @staticmethod
     def forward(ctx, a, b):
         y = a ** b
@@ -170,13 +237,11 @@ class _Pow(Function):
         ga = gb = None
         if ctx.needs_input_grad[0]:
             # b * a**(b - 1), with PyTorch's 0 where b == 0 (even at a == 0).
-            with np.errstate(divide="ignore", invalid="ignore"):
-                local = np.where(b == 0, 0, b * a ** np.where(b == 0, 1, b - 1))
+            local = np.where(b == 0, 0, b * a ** np.where(b == 0, 1, b - 1))
             ga = unbroadcast(grad * local, a.shape, a.dtype)
         if ctx.needs_input_grad[1]:
             # y * log(a), with PyTorch's 0 where a == 0 and b >= 0.
-            with np.errstate(divide="ignore", invalid="ignore"):
-                local = np.where((a == 0) & (b >= 0), 0, y * np.log(a))
+            local = np.where((a == 0) & (b >= 0), 0, y * np.log(a))
             gb = unbroadcast(grad * local, b.shape, b.dtype)
         return ga, gb
 
@@ -214,6 +279,8 @@ def pow(input, exponent):
 # --- unary elementwise --------------------------------------------------------------------
 
 class _Neg(Function):
+    operator_name = "neg"
+
     @staticmethod
     def forward(ctx, x):
         return -x
@@ -223,7 +290,10 @@ class _Neg(Function):
         return (-grad,)
 
 
+@_quiet("forward", "backward")
 class _Exp(Function):
+    operator_name = "exp"
+
     @staticmethod
     def forward(ctx, x):
         y = np.exp(x)
@@ -236,7 +306,10 @@ class _Exp(Function):
         return (grad * y,)
 
 
+@_quiet("forward", "backward")
 class _Log(Function):
+    operator_name = "log"
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -249,6 +322,8 @@ class _Log(Function):
 
 
 class _Relu(Function):
+    operator_name = "relu"
+
     @staticmethod
     def forward(ctx, x):
         positive = ~(x <= 0)  # NaN counts as positive: it propagates, as in PyTorch
@@ -269,7 +344,10 @@ class _Relu(Function):
         return (masked,)
 
 
+@_quiet("backward")
 class _Sigmoid(Function):
+    operator_name = "sigmoid"
+
     @staticmethod
     def forward(ctx, x):
         # exp of a non-positive number only: no overflow for large |x|.
@@ -284,7 +362,10 @@ class _Sigmoid(Function):
         return (grad * y * (1 - y),)
 
 
+@_quiet("backward")
 class _Tanh(Function):
+    operator_name = "tanh"
+
     @staticmethod
     def forward(ctx, x):
         y = np.tanh(x)
@@ -346,15 +427,16 @@ def _reduced_axes(op, dim, ndim):
             return tuple(range(ndim))
     else:
         axes = [check_dim(op, "dim", dim, ndim)]
-    if ndim == 0:
-        return ()
     repeated = {a for a in axes if axes.count(a) > 1}
     if repeated:
         raise ValueError(f"{op}: dim {min(repeated)} appears more than once in {dim!r}")
-    return tuple(sorted(axes))
+    return tuple(sorted(axes)) if ndim else ()
 
 
+@_quiet("forward")
 class _Sum(Function):
+    operator_name = "sum"
+
     @staticmethod
     def forward(ctx, x, axes=(), keepdim=False):
         ctx.shape, ctx.axes = x.shape, axes
@@ -366,6 +448,7 @@ class _Sum(Function):
         return (np.broadcast_to(grad, ctx.shape).copy(),)
 
 
+@_quiet("backward")
 class _Extreme(Function):
     """``amax``/``amin``: the gradient is shared equally by tied extremes (PyTorch)."""
 
@@ -382,8 +465,18 @@ class _Extreme(Function):
         x, y = ctx.saved
         grad = np.expand_dims(grad, ctx.axes) if grad.ndim < x.ndim else grad
         hit = x == y
-        count = hit.sum(axis=ctx.axes, keepdims=True)
-        return (np.where(hit, grad / count.astype(x.dtype), 0).astype(x.dtype),)
+        count = hit.sum(axis=ctx.axes, keepdims=True).astype(x.dtype)
+        # PyTorch's formula: a NaN extreme hits nothing, so its whole slice gets
+        # grad / 0 * 0 = NaN; an inf upstream gives NaN off the extreme, too.
+        return (grad / count * hit,)
+
+
+class _Amax(_Extreme):
+    operator_name = "amax"
+
+
+class _Amin(_Extreme):
+    operator_name = "amin"
 
 
 def sum(input, dim=None, keepdim=False):
@@ -419,12 +512,13 @@ def mean(input, dim=None, keepdim=False):
 def amax(input, dim=None, keepdim=False):
     """Largest entry over ``dim`` (as in :func:`sum`), like ``torch.amax``.
 
-    The gradient is split equally among the entries that tie for the maximum.
+    The gradient is split equally among the entries that tie for the maximum; a
+    slice whose maximum is NaN gets a NaN gradient everywhere, as in PyTorch.
     """
     check_float_array("amax", "input", input)
     axes = _reduced_axes("amax", dim, input.ndim)
     _check_nonempty("amax", input, axes)
-    return _Extreme.apply(input, axes=axes, keepdim=bool(keepdim), largest=True)
+    return _Amax.apply(input, axes=axes, keepdim=bool(keepdim), largest=True)
 
 
 def amin(input, dim=None, keepdim=False):
@@ -432,7 +526,7 @@ def amin(input, dim=None, keepdim=False):
     check_float_array("amin", "input", input)
     axes = _reduced_axes("amin", dim, input.ndim)
     _check_nonempty("amin", input, axes)
-    return _Extreme.apply(input, axes=axes, keepdim=bool(keepdim), largest=False)
+    return _Amin.apply(input, axes=axes, keepdim=bool(keepdim), largest=False)
 
 
 def _check_nonempty(op, input, axes):
@@ -444,6 +538,8 @@ def _check_nonempty(op, input, axes):
 # --- shapes -------------------------------------------------------------------------------
 
 class _Reshape(Function):
+    operator_name = "reshape"
+
     @staticmethod
     def forward(ctx, x, shape):
         ctx.shape = x.shape
@@ -506,6 +602,8 @@ def flatten(input, start_dim=0, end_dim=-1):
 
 
 class _Permute(Function):
+    operator_name = "permute"
+
     @staticmethod
     def forward(ctx, x, dims):
         ctx.inverse = tuple(np.argsort(dims))
@@ -534,10 +632,12 @@ def transpose(input, dim0, dim1):
     a = check_dim("transpose", "dim0", dim0, input.ndim)
     b = check_dim("transpose", "dim1", dim1, input.ndim)
     axes = list(range(input.ndim))
-    axes[a], axes[b] = axes[b], axes[a]
+    if axes:  # a 0-d input has none to swap: PyTorch returns it as it is
+        axes[a], axes[b] = axes[b], axes[a]
     return _Permute.apply(input, tuple(axes))
 
 
+@_quiet("forward")
 class _Cast(Function):
     @staticmethod
     def forward(ctx, x, dtype):
@@ -551,18 +651,21 @@ class _Cast(Function):
 
 # --- products and indexing ----------------------------------------------------------------
 
+@_quiet("forward", "backward")
 class _Matmul(Function):
+    operator_name = "matmul"
+
     @staticmethod
-    def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
-        return a @ b
+    def forward(ctx, input, other):
+        ctx.save_for_backward(input, other)
+        return input @ other
 
     @staticmethod
     def backward(ctx, grad):
-        a, b = ctx.saved
-        ga = grad @ b.T if ctx.needs_input_grad[0] else None
-        gb = a.T @ grad if ctx.needs_input_grad[1] else None
-        return ga, gb
+        input, other = ctx.saved
+        grad_input = grad @ other.T if ctx.needs_input_grad[0] else None
+        grad_other = input.T @ grad if ctx.needs_input_grad[1] else None
+        return grad_input, grad_other
 
 
 def matmul(input, other):
@@ -579,6 +682,28 @@ def matmul(input, other):
     return _Matmul.apply(input, other)
 
 
+@_quiet("forward", "backward")
+class _Linear(Function):
+    operator_name = "linear"
+
+    @staticmethod
+    def forward(ctx, input, weight, bias):
+        ctx.save_for_backward(input, weight)
+        out = input @ weight.T
+        if bias is not None:
+            out += bias
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        input, weight = ctx.saved
+        needs = ctx.needs_input_grad
+        grad_input = grad @ weight if needs[0] else None
+        grad_weight = grad.T @ input if needs[1] else None
+        grad_bias = grad.sum(axis=0) if needs[2] else None
+        return grad_input, grad_weight, grad_bias
+
+
 def linear(input, weight, bias=None):
     """``input @ weight.T + bias`` like ``torch.nn.functional.linear``.
 
@@ -587,6 +712,7 @@ def linear(input, weight, bias=None):
     input : ndarray of shape (N, in_features)
     weight : ndarray of shape (out_features, in_features)
     bias : ndarray of shape (out_features,), optional
+        All three of one dtype, float32 or float64 (PyTorch refuses a mix).
 
     Returns
     -------
@@ -602,13 +728,17 @@ def linear(input, weight, bias=None):
         if bias.shape[0] != weight.shape[0]:
             raise ValueError(f"linear: bias has {bias.shape[0]} entries but weight has "
                              f"{weight.shape[0]} output features")
-    out = matmul(input, _Permute.apply(weight, (1, 0)))
-    return out if bias is None else add(out, bias)
+    check_same_dtype("linear", input=input, weight=weight, bias=bias)
+    return _Linear.apply(input, weight, bias)
 
 
+@_quiet("backward")
 class _GetItem(Function):
+    operator_name = "getitem"
+
     @staticmethod
     def forward(ctx, x, index):
+        index = _frozen_index(index)
         ctx.shape, ctx.dtype, ctx.index = x.shape, x.dtype, index
         return np.asarray(x[index])
 
@@ -617,6 +747,23 @@ class _GetItem(Function):
         full = np.zeros(ctx.shape, ctx.dtype)
         np.add.at(full, ctx.index, grad)
         return full, None
+
+
+def _frozen_index(index):
+    """``index`` with copies of its arrays and lists, which the caller could change in
+    place before the pullback: the backward must scatter to the forward's positions."""
+    return (tuple(_frozen_part(p) for p in index) if isinstance(index, tuple)
+            else _frozen_part(index))
+
+
+def _frozen_part(part):
+    if isinstance(part, np.ndarray):
+        return part.copy()
+    if isinstance(part, list):
+        # NumPy's own reading of a list index: an array (an empty list gives intp)
+        array = np.asarray(part)
+        return array if array.size else array.astype(np.intp)
+    return part
 
 
 def getitem(input, index):

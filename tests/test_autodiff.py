@@ -1,7 +1,9 @@
 """The reverse-mode tape: vjp over compositions, gradcheck, and the elementwise ops."""
 
+import collections
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -461,7 +463,7 @@ def test_changing_a_saved_input_in_place_raises_naming_the_operator(rng):
     x, w = rng.standard_normal((4, 3)), rng.standard_normal((2, 3))
     _, pullback = fancydl.vjp(lambda x, w: fancydl.linear(x, w), x, w)
     w *= 2
-    with pytest.raises(RuntimeError, match=r"Matmul: argument 1 of vjp \(an array of shape "
+    with pytest.raises(RuntimeError, match=r"linear: argument 1 of vjp \(an array of shape "
                                            r"\(2, 3\)\) was modified in place"):
         pullback(np.ones((4, 2)))
 
@@ -478,7 +480,7 @@ def test_changing_a_returned_output_that_backward_needs_raises(rng):
     x = rng.standard_normal(3)
     out, pullback = fancydl.vjp(fancydl.exp, x)
     out[0] = 0.0
-    with pytest.raises(RuntimeError, match="Exp: its output .* was modified in place"):
+    with pytest.raises(RuntimeError, match="exp: its output .* was modified in place"):
         pullback(np.ones(3))
 
 
@@ -654,3 +656,189 @@ def test_any_parameter_tree_gets_gradients_of_its_structure(structure, seed):
         params, consts, upstream["per_leaf"])
     for g, e in zip(tree_leaves(grads), tree_leaves(expected)):
         np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
+
+
+# --- regressions of the adversarial review ------------------------------------------------
+
+def test_gradients_of_zero_dimensional_arguments_are_arrays(rng):
+    """Two 0-d gradients added up gave a NumPy scalar, which gradcheck then failed."""
+    assert fancydl.gradcheck(lambda a: a * 2.0 + a, np.array(1.5))
+    g = fancydl.grad(lambda a: a * a + a)(np.array(3.0))
+    assert type(g) is np.ndarray and g.shape == () and g == 7.0
+
+    seen = []
+
+    class Identity(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.copy()
+
+        @staticmethod
+        def backward(ctx, grad):
+            seen.append(type(grad))
+            return (grad,)
+
+    _, pullback = fancydl.vjp(lambda a: (lambda y: y + y)(Identity.apply(a * 1.0)),
+                              np.array(2.0))
+    assert pullback(np.array(1.0))[0] == 2.0 and seen == [np.ndarray]
+
+
+def test_untraced_zero_dimensional_results_are_arrays_as_inside_vjp():
+    x = np.array(0.5)
+    for result in (fancydl.neg(x), fancydl.exp(x), fancydl.log(x), fancydl.relu(x),
+                   fancydl.tanh(x), fancydl.mean(np.ones(3)), fancydl.add(x, 1.0),
+                   fancydl.mul(x, x), fancydl.pow(x, 2.0)):
+        assert type(result) is np.ndarray and result.shape == ()
+
+
+def _exp_views(a):
+    e = fancydl.exp(a)
+    return e[:1], e[1:]
+
+
+@pytest.mark.parametrize("changed", [0, 1])
+def test_every_returned_view_of_a_saved_array_is_guarded(rng, changed):
+    """Only the last view of one saved array was guarded: changing out[0] gave wrong
+    gradients silently."""
+    out, pullback = fancydl.vjp(_exp_views, rng.standard_normal(3))
+    out[changed][:] = 0.0
+    with pytest.raises(RuntimeError, match=f"exp: output {changed} of vjp .* modified"):
+        pullback((np.ones(1), np.ones(2)))
+
+
+def test_in_place_messages_name_the_public_operator_and_argument(rng):
+    x, w = rng.standard_normal((2, 3)), rng.standard_normal((4, 3))
+    _, pullback = fancydl.vjp(lambda x: fancydl.linear(x, w), x)
+    w *= 2
+    with pytest.raises(RuntimeError, match=r"linear: argument 1 \('weight'\) of linear"):
+        pullback(np.ones((2, 4)))
+    _, pullback = fancydl.vjp(lambda x: fancydl.amin(x, 1), x)
+    x[0, 0] = 7.0
+    with pytest.raises(RuntimeError, match="amin: argument 0 of vjp"):
+        pullback(np.ones(2))
+    y = rng.standard_normal(3)
+    out, pullback = fancydl.vjp(lambda a: (a[0:2], a * a), y)
+    out[0][:] = 7.0  # a view of the argument, which mul's backward reads
+    with pytest.raises(RuntimeError, match="mul: output 0 of vjp"):
+        pullback((np.ones(2), np.ones(3)))
+
+
+def test_nested_vjp_of_traced_values_is_refused_instead_of_cutting_the_gradient(rng):
+    x = rng.standard_normal(3)
+    nested = "not supported"
+    with pytest.raises(TypeError, match=f"vjp: argument 0 is a value traced by .*{nested}"):
+        fancydl.vjp(lambda a: fancydl.vjp(fancydl.exp, a)[0], x)
+    with pytest.raises(TypeError, match=f"grad: argument 0 is a value traced .*{nested}"):
+        fancydl.grad(lambda a: fancydl.sum(fancydl.grad(
+            lambda b: fancydl.sum(b * b * b))(a)))(x)
+    with pytest.raises(TypeError, match=f"mul: argument 1 .* traced .*{nested}"):
+        fancydl.vjp(lambda a: fancydl.vjp(lambda b: b * a, np.ones(3))[0], x)
+    with pytest.raises(TypeError, match=f"vjp: output 0 of f is a value traced .*{nested}"):
+        fancydl.vjp(lambda a: fancydl.vjp(lambda b: a, np.ones(3))[0], x)
+
+
+def test_a_vjp_on_plain_arrays_inside_another_vjp_still_works(rng):
+    x, c = rng.standard_normal(3), rng.standard_normal(3)
+    g = rng.standard_normal(3)
+
+    def f(a):
+        inner, inner_pullback = fancydl.vjp(fancydl.exp, c)
+        return fancydl.exp(a) * inner * inner_pullback(np.ones(3))[0]
+
+    out, pullback = fancydl.vjp(f, x)
+    np.testing.assert_allclose(out, np.exp(x) * np.exp(c) ** 2)
+    np.testing.assert_allclose(pullback(g)[0], g * out)
+
+
+def test_gradcheck_differences_each_output_on_its_own(rng):
+    """A large output that does not depend on a swamped the change of a small one."""
+    a, b = rng.standard_normal(3), rng.standard_normal(200) * 1e3
+    assert fancydl.gradcheck(lambda a, b: (fancydl.tanh(a), b * 1.0), a, b)
+
+
+@pytest.mark.parametrize("result", [lambda a: [a * 2], lambda a: float(a.sum())])
+def test_a_forward_returning_no_array_raises_naming_the_function(rng, result):
+    class Twice(Function):
+        @staticmethod
+        def forward(ctx, a):
+            return result(a)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return (2 * grad,)
+
+    with pytest.raises(TypeError, match="Twice.forward returned a (list|float), "
+                                        "expected a numpy.ndarray"):
+        fancydl.vjp(Twice.apply, rng.standard_normal(3))
+
+
+def test_a_complex_result_from_traced_arguments_is_refused(rng):
+    """A complex output used to be returned untraced: every gradient silently zero."""
+    class Rotate(Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a * 1j
+
+        @staticmethod
+        def backward(ctx, grad):
+            return (grad,)
+
+    with pytest.raises(TypeError, match=r"Rotate: a complex result from traced "
+                                        r"arguments cannot be differentiated"):
+        fancydl.vjp(Rotate.apply, rng.standard_normal(3))
+    assert Rotate.apply(np.ones(2)).dtype == np.complex128  # untraced: computed
+
+
+def test_each_thread_records_into_its_own_tape():
+    """An operation of thread A recorded while thread B's vjp ran went to B's tape:
+    A's in-place change went unnoticed and A's gradient was wrong."""
+    x = np.array([1.0, 2.0, 3.0])
+    b_inside, a_done, results = threading.Event(), threading.Event(), {}
+
+    def f_a(a):
+        b_inside.wait(5)
+        return a * a
+
+    def f_b(b):
+        b_inside.set()
+        a_done.wait(5)
+        return b * 2.0
+
+    def run_a():
+        results["a"] = fancydl.vjp(f_a, x)
+        a_done.set()
+
+    threads = [threading.Thread(target=run_a),
+               threading.Thread(target=lambda: fancydl.vjp(f_b, np.ones(3)))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    _, pullback = results["a"]
+    x *= 10
+    with pytest.raises(RuntimeError, match="mul: argument 0 of vjp .* modified in place"):
+        pullback(np.ones(3))
+
+
+@pytest.mark.parametrize("upstream, dtype", [(np.ones(3) * (1 + 5j), "complex128"),
+                                             (np.array([1, None, 2]), "object")])
+def test_a_complex_or_object_upstream_gradient_is_refused(rng, upstream, dtype):
+    _, pullback = fancydl.vjp(lambda a: a * 2.0, rng.standard_normal(3))
+    with pytest.raises(TypeError, match=f"pullback: upstream gradient 0 must be a real "
+                                        f"array .* got dtype {dtype}"):
+        pullback(upstream)
+
+
+def test_real_upstream_gradients_of_another_dtype_are_cast_as_in_torch(rng):
+    _, pullback = fancydl.vjp(lambda a: a * 2.0, np.ones(2, np.float32))
+    np.testing.assert_array_equal(pullback(np.array([1e300, 1]))[0], [np.inf, 2])
+    np.testing.assert_array_equal(pullback(np.array([True, False]))[0], [2, 0])
+
+
+def test_has_aux_accepts_a_named_tuple(rng):
+    Result = collections.namedtuple("Result", "loss aux")
+    x = rng.standard_normal(3)
+    (loss, aux), g = fancydl.value_and_grad(
+        lambda a: Result(fancydl.sum(a * a), a * 2.0), has_aux=True)(x)
+    np.testing.assert_allclose(g, 2 * x)
+    np.testing.assert_allclose(aux, 2 * x)

@@ -264,3 +264,166 @@ def test_getitem_refuses_a_traced_index(rng):
     with pytest.raises(TypeError, match="getitem: cannot differentiate with respect to "
                                         "index"):
         fancydl.vjp(lambda x, i: x[i], x, np.array([0.0]))
+
+
+# --- regressions of the adversarial review ------------------------------------------------
+
+def _torch_vjp_any(fn, arrays, upstream):
+    """``_torch_vjp`` for arguments of different dtypes and 0-d results."""
+    tensors = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out = fn(*tensors)
+    grads = torch.autograd.grad(out, tensors, torch.tensor(upstream))
+    return out.detach().numpy(), [g.numpy() for g in grads]
+
+
+def _assert_matches_torch(ours_fn, torch_fn, arrays, upstream, rtol=1e-12):
+    out, pullback = fancydl.vjp(ours_fn, *arrays)
+    grads = pullback(upstream)
+    expected, expected_grads = _torch_vjp_any(torch_fn, arrays, upstream)
+    assert out.dtype == expected.dtype and out.shape == expected.shape
+    np.testing.assert_allclose(out, expected, rtol=rtol, atol=0)
+    for g, e in zip(grads, expected_grads):
+        assert type(g) is np.ndarray and g.dtype == e.dtype and g.shape == e.shape
+        np.testing.assert_allclose(g, e, rtol=rtol, atol=0)
+
+
+@needs_torch
+@pytest.mark.parametrize("value, dtype", [(1e-170, np.float64), (1e200, np.float64),
+                                          (1e20, np.float32), (3e-22, np.float32),
+                                          (1e-21, np.float32)])
+def test_div_gradient_of_the_divisor_does_not_overflow_early(value, dtype, rng):
+    """-grad * a / (b * b) over- or underflowed where torch's -grad * (a / b / b) does
+    not: a = b = 1e-170 gave -inf instead of -1e170."""
+    a = np.array([value, 2.0 * value, 1.5], dtype)
+    b = np.array([value, value, 0.75], dtype)
+    upstream = rng.standard_normal(3).astype(dtype)
+    _assert_matches_torch(fancydl.div, torch.div, [a, b], upstream, rtol=1e-6)
+
+
+@needs_torch
+@pytest.mark.parametrize("name", ["amax", "amin"])
+def test_extreme_gradient_over_a_nan_slice_is_torchs(name, rng):
+    """A NaN slice got a zero gradient (and divide-by-zero warnings); torch gives NaN,
+    and NaN off the extreme for an infinite upstream gradient."""
+    x = np.array([[np.nan, 1.0, 5.0], [1.0, 5.0, 5.0], [np.inf, 1.0, -np.inf],
+                  [2.0, np.nan, np.nan]])
+    upstream = np.array([2.0, 3.0, np.inf, -1.0])
+    ours, theirs = getattr(fancydl, name), getattr(torch, name)
+    _, pullback = fancydl.vjp(lambda a: ours(a, 1), x)
+    expected = _torch_vjp_any(lambda t: theirs(t, 1), [x], upstream)[1][0]
+    np.testing.assert_array_equal(pullback(upstream)[0], expected)
+    _, pullback = fancydl.vjp(ours, x)
+    expected = _torch_vjp_any(theirs, [x], np.array(1.0))[1][0]
+    np.testing.assert_array_equal(pullback(np.array(1.0))[0], expected)
+
+
+@needs_torch
+@pytest.mark.parametrize("name", BINARY)
+@pytest.mark.parametrize("shapes", [((3,), ()), ((), (3,)), ((), ()), ((2, 3), (1,))])
+@pytest.mark.parametrize("dtypes", [(np.float32, np.float64), (np.float64, np.float32)])
+def test_mixed_dtypes_promote_as_in_torch(name, shapes, dtypes, rng):
+    """A 0-d float64 array beside a float32 one with dimensions gave float64; in torch
+    it takes part like a number and the result stays float32."""
+    a = np.asarray(np.abs(rng.standard_normal(shapes[0])) + 0.5, dtypes[0])
+    b = np.asarray(np.abs(rng.standard_normal(shapes[1])) + 0.5, dtypes[1])
+    expected_dtype = torch.result_type(torch.tensor(a), torch.tensor(b))
+    upstream = rng.standard_normal(np.broadcast_shapes(a.shape, b.shape))
+    upstream = np.asarray(upstream, torch.empty(0, dtype=expected_dtype).numpy().dtype)
+    _assert_matches_torch(getattr(fancydl, name), getattr(torch, name), [a, b], upstream,
+                          rtol=2e-6)
+    traced = fancydl.vjp(lambda a, b: OPERATORS[name](a, b), a, b)[0]
+    assert traced.dtype == upstream.dtype
+
+
+OPERATORS = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b,
+             "mul": lambda a, b: a * b, "div": lambda a, b: a / b,
+             "pow": lambda a, b: a ** b}
+
+
+# Edges where NumPy warns (divide by zero, overflow, invalid value) but PyTorch
+# silently gives inf or NaN; pytest turns any warning into an error.
+EDGES = {
+    "log at 0 and below": (fancydl.log, torch.log, [[0.0, -1.0, 2.0, np.inf]]),
+    "div by zero": (fancydl.div, torch.div, [[0.0, 1.0, -1.0], [0.0, 0.0, 0.0]]),
+    "exp overflow": (fancydl.exp, torch.exp, [[1000.0, -1000.0, 0.5]]),
+    "pow at the edges": (fancydl.pow, torch.pow,
+                         [[0.0, 0.0, -2.0, -2.0, 2.0], [-1.0, 0.5, 0.5, 2.0, -1.0]]),
+    "inf times zero": (fancydl.mul, torch.mul, [[np.inf, 1.0], [0.0, np.inf]]),
+    "inf minus inf": (fancydl.sub, torch.sub, [[np.inf, 1e308], [np.inf, -1e308]]),
+    "matmul of inf": (fancydl.matmul, torch.matmul, [[[np.inf, 1.0]], [[0.0], [1.0]]]),
+    "tanh with inf upstream": (fancydl.tanh, torch.tanh, [[50.0, 0.5]]),
+}
+
+
+@needs_torch
+@pytest.mark.parametrize("case", sorted(EDGES))
+def test_inf_and_nan_edges_match_torch_without_warnings(case):
+    ours, theirs, arrays = EDGES[case]
+    arrays = [np.array(a) for a in arrays]
+    out = ours(*arrays)
+    upstream = np.where(np.arange(out.size).reshape(out.shape) % 2 == 0, np.inf, 1.0)
+    out, pullback = fancydl.vjp(ours, *arrays)
+    expected, expected_grads = _torch_vjp_any(theirs, arrays, upstream)
+    np.testing.assert_array_equal(out, expected)
+    for g, e in zip(pullback(upstream), expected_grads):
+        np.testing.assert_array_equal(g, e)
+
+
+def test_a_number_beyond_float32_becomes_inf_without_warning():
+    x = np.ones(2, np.float32)
+    for result in (fancydl.mul(x, 1e300), fancydl.add(x, -1e40)):
+        assert result.dtype == np.float32 and np.all(np.isinf(result))
+
+
+def test_transpose_of_a_zero_dimensional_array_returns_it():
+    for dims in ((0, -1), (0, 0), (-1, -1)):
+        out, pullback = fancydl.vjp(lambda a: fancydl.transpose(a, *dims), np.array(2.0))
+        assert out.shape == () and out == 2.0
+        assert pullback(np.array(3.0))[0] == 3.0
+
+
+def test_sum_of_a_zero_dimensional_array_refuses_a_repeated_dim():
+    with pytest.raises(ValueError, match=r"sum: dim 0 appears more than once in \(0, 0\)"):
+        fancydl.sum(np.array(1.0), (0, 0))
+    with pytest.raises(ValueError, match=r"amax: dim 0 appears more than once"):
+        fancydl.amax(np.array(1.0), (0, -1))
+
+
+@pytest.mark.parametrize("dtypes, message", [
+    ((np.float32, np.float64, None), "input is float32, weight is float64"),
+    ((np.float64, np.float64, np.float32), "weight is float64, bias is float32"),
+])
+def test_linear_names_its_own_arguments_of_mismatched_dtypes(dtypes, message):
+    x, w = np.ones((2, 3), dtypes[0]), np.ones((4, 3), dtypes[1])
+    bias = None if dtypes[2] is None else np.ones(4, dtypes[2])
+    with pytest.raises(TypeError, match=f"linear: arrays must share one dtype, .*{message}"):
+        fancydl.linear(x, w, bias)
+
+
+@pytest.mark.parametrize("index", [
+    lambda i, m, lst: (i, slice(None)),
+    lambda i, m, lst: (m, slice(None)),
+    lambda i, m, lst: lst,
+    lambda i, m, lst: i,
+])
+def test_getitem_gradient_goes_to_the_forward_time_positions(index, rng):
+    """An index array inside a tuple, or a list, changed in place between the forward
+    pass and the pullback moved the gradient to the new positions."""
+    x = rng.standard_normal((4, 3))
+    rows, mask, rows_list = np.array([0, 1, 2]), np.array([True, True, True, False]), [0, 1, 2]
+    chosen = index(rows, mask, rows_list)
+    out, pullback = fancydl.vjp(lambda a: a[chosen], x)
+    upstream = rng.standard_normal(out.shape)
+    expected = np.zeros_like(x)
+    expected[:3] = upstream
+    rows[:] = 3
+    mask[:] = [False, False, False, True]
+    rows_list[0] = 3
+    np.testing.assert_array_equal(pullback(upstream)[0], expected)
+
+
+def test_getitem_with_an_empty_list_index_follows_numpy(rng):
+    x = rng.standard_normal((4, 3))
+    out, pullback = fancydl.vjp(lambda a: a[[]], x)
+    assert out.shape == x[[]].shape
+    np.testing.assert_array_equal(pullback(np.ones(out.shape))[0], np.zeros_like(x))
