@@ -279,6 +279,16 @@ def squeeze_excitation(input, w1, b1, w2, b2):
 
 # --- depthwise-separable convolution and the ShuffleNet unit ----------------------------
 
+def _check_image(op, input):
+    """``input`` a float (N, C, H, W) array with a non-empty height and width (PyTorch
+    refuses an empty one); returns C."""
+    channels, height, width = check_float_array(op, "input", input, ndim=4)[1:]
+    if height == 0 or width == 0:
+        raise ValueError(f"{op}: input must have a non-empty height and width (only the "
+                         f"batch may be empty, as in PyTorch), got shape {input.shape}")
+    return channels
+
+
 def _check_pointwise(op, name, weight, in_channels, groups):
     out_channels, per_group, kh, kw = check_float_array(op, name, weight, ndim=4)
     if (kh, kw) != (1, 1) or per_group * groups != in_channels:
@@ -322,7 +332,7 @@ def depthwise_separable_conv(input, depthwise_weight, pointwise_weight, depthwis
     ndarray of shape (N, C_out, H_out, W_out)
     """
     op = "depthwise_separable_conv"
-    channels = check_float_array(op, "input", input, ndim=4)[1]
+    channels = _check_image(op, input)
     _check_depthwise(op, "depthwise_weight", depthwise_weight, channels)
     _check_pointwise(op, "pointwise_weight", pointwise_weight, depthwise_weight.shape[0], 1)
     spatial = conv2d(input, depthwise_weight, depthwise_bias, stride=stride,
@@ -362,7 +372,7 @@ def shufflenet_unit(input, pointwise1_weight, depthwise_weight, pointwise2_weigh
     ndarray of shape (N, C, H, W)
     """
     op = "shufflenet_unit"
-    channels = check_float_array(op, "input", input, ndim=4)[1]
+    channels = _check_image(op, input)
     groups = check_int(op, "groups", groups, minimum=1)
     if channels % groups:
         raise ValueError(f"{op}: the number of channels must be divisible by groups, got "
@@ -446,10 +456,15 @@ def conv2d_macs(in_channels, out_channels, kernel_size, input_size, stride=1, pa
     in_channels, out_channels, groups = _check_channels(op, in_channels, out_channels,
                                                         groups)
     kernel = check_pair(op, "kernel_size", kernel_size, minimum=1)
-    size = check_pair(op, "input_size", input_size, minimum=0)
+    size = check_pair(op, "input_size", input_size, minimum=1)
     strides = check_pair(op, "stride", stride, minimum=1)
     pads = check_pair(op, "padding", padding, minimum=0)
     dilations = check_pair(op, "dilation", dilation, minimum=1)
-    out = [max(conv_output_size(*args), 0) for args in zip(size, kernel, strides, pads,
-                                                            dilations)]
+    extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilations))
+    padded = tuple(n + 2 * p for n, p in zip(size, pads))
+    if any(e > n for e, n in zip(extent, padded)):
+        raise ValueError(f"{op}: the dilated kernel {extent} (kernel_size {kernel}, "
+                         f"dilation {dilations}) is larger than the padded input "
+                         f"{padded}: the convolution has no output")
+    out = [conv_output_size(*args) for args in zip(size, kernel, strides, pads, dilations)]
     return out_channels * out[0] * out[1] * (in_channels // groups) * kernel[0] * kernel[1]

@@ -51,8 +51,17 @@ for it, into blocks of output rows. Smaller chunks cost no speed here, since the
 are per image anyway. The stride-1 forward chunks the batch the same way, its buffers
 (about kH copies of the input and kW of the output) within the same budget; its
 weight-gradient needs no such buffer, and the depthwise strategy's columns stay
-within :data:`COLUMN_BLOCK_BYTES` per core (one channel's columns are cut by images
-when they alone exceed it), beside a padded copy of the input.
+within :data:`COLUMN_BLOCK_BYTES` per core (one channel's columns are cut by images,
+and one image's by rows, when they alone exceed it), beside a padded copy of the
+input. Every strategy pads the input, except one: a padding, stride or dilation so
+much larger than the kernel that the padded input would be mostly padding no window
+reads (padding=p with stride=p, 'same' with a huge dilation, :func:`_mostly_padding`)
+gathers the im2col columns from the unpadded input instead, and scatters the
+input-gradient back into it: O(input + output·kernel), where padding p = 10⁶ would
+otherwise take terabytes.
+
+NumPy's overflow and invalid-value warnings are off in every forward and backward
+pass (:func:`_quiet`): a NaN or inf propagates as in PyTorch, silently.
 
 The loop and "zero insertion" references that the chapters compare with
 (``conv2d_loops``, ``conv_transpose2d_zero_insertion``, ``insert_zeros``) live in
@@ -62,6 +71,7 @@ The loop and "zero insertion" references that the chapters compare with
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -73,9 +83,10 @@ from .rows import add_channel_bias, channel_sums
 from .parallel import halves
 from .validation import (check_choice, check_float_array, check_int, check_pair,
                          check_same_dtype)
-from .windows import (WindowGeometry, conv_output_size, conv_transpose_output_size,
-                      effective_kernel_size, fold_offsets, kernel_offsets, offset_view,
-                      pad2d, receptive_field, unpad2d, work_chunks)
+from .windows import (WindowGeometry, _transposed_length, add_rows, conv_output_size,
+                      conv_transpose_output_size, effective_kernel_size, fold_offsets,
+                      image_from_pixel_table, kernel_offsets, offset_view, pad2d,
+                      pixel_table, receptive_field, unpad2d, work_chunks)
 
 __all__ = ["conv2d", "conv_transpose2d", "im2col", "col2im", "conv_output_size",
            "conv_transpose_output_size", "effective_kernel_size", "receptive_field"]
@@ -171,7 +182,7 @@ def _fold_padded(cols, padded_shape, geom, crop=((0, 0), (0, 0)), out=None):
 
 # --- the three kernels of convolution: forward, input-gradient, weight-gradient -----------
 #
-# Each picks one of four strategies, all exact:
+# Each picks one of five strategies, all exact:
 #   shifted GEMM  stride 1, groups 1, >= SHIFTED_GEMM_MIN_CHANNELS input channels:
 #                 forward (and input-gradient): one GEMM per batch chunk over kH copied
 #                 kernel rows, the kW kernel columns by shifting its products;
@@ -184,6 +195,9 @@ def _fold_padded(cols, padded_shape, geom, crop=((0, 0), (0, 0)), out=None):
 #                 and one filter per channel, both gradients from the columns of the
 #                 padded upstream gradient; otherwise weight-gradient from the input's
 #                 columns, input-gradient a k×k multiply-and-scatter;
+#   gathered      a padded input that would be mostly padding no window reads (huge
+#                 padding, stride or dilation): the im2col GEMMs on columns gathered
+#                 from the unpadded input, the input-gradient scattered back into it;
 #   im2col        everything else: one grouped GEMM per chunk of im2col columns.
 # All three run through _overflow_safe (float32 overflow: see there).
 
@@ -240,6 +254,8 @@ def _conv_forward(x, weight, geom, out_size=None):
     ndarray of shape (N, C_out, H_out, W_out)
     """
     out_size = geom.output_size(*x.shape[2:]) if out_size is None else tuple(out_size)
+    if _mostly_padding(geom, x.shape[2:], out_size):
+        return _gathered_forward(x, weight, geom, out_size)
     if _use_shifted_gemm(weight.shape, geom):
         return _shifted_forward(x, weight, geom, out_size)
     if _use_phase_gemm(weight.shape, geom):
@@ -267,6 +283,8 @@ def _conv_input_grad(grad, weight, input_shape, geom):
     -------
     ndarray of shape ``input_shape``
     """
+    if _mostly_padding(geom, input_shape[2:], grad.shape[2:]):
+        return _gathered_input_grad(grad, weight, input_shape, geom)
     full = _is_full_correlation(grad.shape, input_shape, geom)
     result = None
     if _use_shifted_gemm(weight.shape, geom) and full:
@@ -305,6 +323,8 @@ def _conv_weight_grad(grad, x, weight_shape, geom):
     -------
     ndarray of shape ``weight_shape``
     """
+    if _mostly_padding(geom, x.shape[2:], grad.shape[2:]):
+        return _gathered_weight_grad(grad, x, weight_shape, geom)
     shifted = _shifted_weight_grad_kernel(weight_shape, geom)
     if shifted is not None:
         result = shifted(grad, x, weight_shape, geom)
@@ -472,10 +492,114 @@ def _conv_forward_and_weight_grad(x, weight, out_grad, geom, out_size, needs):
     ``needs`` it (None otherwise; ``out_grad`` may be None when only the first is),
     sharing one im2col when both are needed and :func:`_shares_columns`."""
     per_image = weight[0].size * out_size[0] * out_size[1] * x.itemsize
-    if all(needs) and _shares_columns(weight.shape, geom, per_image):
+    if (all(needs) and _shares_columns(weight.shape, geom, per_image)
+            and not _mostly_padding(geom, x.shape[2:], out_size)):
         return _im2col_forward_and_weight_grad(x, weight, out_grad, geom)
     return (_conv_forward(x, weight, geom, out_size=out_size) if needs[0] else None,
             _conv_weight_grad(out_grad, x, weight.shape, geom) if needs[1] else None)
+
+
+# --- mostly padding: the columns gathered from the input, never padded ----------------
+#
+# A padding, stride or dilation much larger than the kernel leaves most of the padded
+# input unread: with padding=p and stride=p a 3x3 kernel reads 9 pixels per output of a
+# (H + 2p)² array, and p = 10⁶ would take terabytes. There the im2col columns are
+# gathered from a pixel table of the input (:func:`fancydl.windows.pixel_table`, whose
+# zero pixel stands for the padding) and the input-gradient is added back into it
+# (:func:`fancydl.windows.add_rows`): O(input + output·kernel). The products are
+# those of im2col, zeros of the padding included (0 · inf = NaN, as in PyTorch).
+
+#: Gather the columns when the padded input holds more than this many times as many
+#: pixels as the input and the columns of one channel.
+MOSTLY_PADDING_RATIO = 4
+
+
+def _mostly_padding(geom, input_size, out_size):
+    """Would the padded input be mostly padding that no window reads?"""
+    padded_height, padded_width = geom.padded_shape(tuple(input_size))
+    read = input_size[0] * input_size[1] + geom.taps * out_size[0] * out_size[1]
+    return padded_height * padded_width > MOSTLY_PADDING_RATIO * read
+
+
+def _gathered_pieces(input_shape, geom, out_size, itemsize):
+    """Pieces of the work whose columns fit in the workspace (:func:`work_chunks`).
+
+    Yields
+    ------
+    chunk : slice of the batch
+    span : slice of the output positions ``L = H_out·W_out`` (a block of output rows)
+    rows : int ndarray of shape (n, kH·kW, l)
+        The pixel-table row that each kernel offset reads at each position of the
+        piece: input pixel ``h·W + w`` of its image, or the image's zero pixel where
+        the offset reads the padding.
+    """
+    n, c, height, width = input_shape
+    image_rows, (oh, ow) = height * width + 1, out_size
+    origin_rows, origin_cols = geom.window_origins(out_size, np.intp)  # (L, kH·kW)
+    inside = ((origin_rows >= 0) & (origin_rows < height)
+              & (origin_cols >= 0) & (origin_cols < width))
+    pixels = np.where(inside, origin_rows * width + origin_cols, height * width).T
+    for chunk, out_rows in work_chunks(n, c * geom.taps * oh * ow * itemsize, rows=oh):
+        span = slice(out_rows.start * ow, out_rows.stop * ow)
+        first_rows = np.arange(chunk.start, chunk.stop) * image_rows
+        yield chunk, span, first_rows[:, None, None] + pixels[:, span]
+
+
+def _gathered_columns(table, rows, groups):
+    """The im2col columns of a piece, (n, groups, C/groups·kH·kW, l), from the table
+    rows ``rows`` (n, kH·kW, l) of a pixel table (N·(H·W + 1), C)."""
+    n, taps, length = rows.shape
+    by_channel = np.take(table, rows, axis=0).transpose(0, 3, 1, 2)  # (n, C, taps, l)
+    return by_channel.reshape(n, groups, -1, length)
+
+
+def _add_columns(table, rows, cols):
+    """Adjoint of :func:`_gathered_columns`: add columns (n, C·kH·kW, l) (any grouping
+    of the channels) to the pixel-table rows ``rows`` (n, kH·kW, l) they read."""
+    n, taps, length = rows.shape
+    add_rows(table, rows, cols.reshape(n, -1, taps, length).transpose(0, 2, 3, 1))
+
+
+def _gathered_forward(x, weight, geom, out_size):
+    """:func:`_im2col_forward` on columns gathered from the input: ``out = W_matrix @
+    cols`` per piece of the work."""
+    n, c_out, groups = x.shape[0], weight.shape[0], geom.groups
+    w_matrix = weight.reshape(groups, c_out // groups, -1)
+    table = pixel_table(x)
+    out = np.empty((n, groups, c_out // groups, out_size[0] * out_size[1]), x.dtype)
+    for chunk, span, rows in _gathered_pieces(x.shape, geom, out_size, x.itemsize):
+        cols = _gathered_columns(table, rows, groups)            # (n, g, K, l)
+        out[chunk, :, :, span] = np.matmul(w_matrix, cols)
+    return out.reshape((n, c_out) + tuple(out_size))
+
+
+def _gathered_input_grad(grad, weight, input_shape, geom):
+    """:func:`_col2im_input_grad` into a pixel table: the columns ``W_matrixᵀ @ grad``
+    of each piece are added to the pixels they read, those of the padding dropped."""
+    n, c_out = grad.shape[:2]
+    c_in, groups = input_shape[1], geom.groups
+    w_matrix_t = weight.reshape(groups, c_out // groups, -1).transpose(0, 2, 1)
+    grad_groups = grad.reshape(n, groups, c_out // groups, math.prod(grad.shape[2:]))
+    table = np.zeros((n * (input_shape[2] * input_shape[3] + 1), c_in), grad.dtype)
+    pieces = _gathered_pieces(input_shape, geom, grad.shape[2:], grad.itemsize)
+    for chunk, span, rows in pieces:
+        cols = np.matmul(w_matrix_t, grad_groups[chunk, :, :, span])   # (n, g, K, l)
+        _add_columns(table, rows, cols)
+    return np.ascontiguousarray(image_from_pixel_table(table, input_shape))
+
+
+def _gathered_weight_grad(grad, x, weight_shape, geom):
+    """:func:`_im2col_weight_grad` on columns gathered from the input."""
+    n, c_out, groups = grad.shape[0], grad.shape[1], geom.groups
+    grad_groups = grad.reshape(n, groups, c_out // groups, math.prod(grad.shape[2:]))
+    table = pixel_table(x)
+    total = np.zeros((groups, c_out // groups, math.prod(weight_shape[1:])), grad.dtype)
+    pieces = _gathered_pieces(x.shape, geom, grad.shape[2:], grad.itemsize)
+    for chunk, span, rows in pieces:
+        cols = _gathered_columns(table, rows, groups)            # (n, g, K, l)
+        grads = grad_groups[chunk, :, :, span]
+        total += np.matmul(grads, cols.transpose(0, 1, 3, 2)).sum(axis=0)
+    return total.reshape(weight_shape)
 
 
 # --- stride 1, dense: kernel rows copied, kernel columns shifted, no k×k im2col ----------
@@ -881,12 +1005,14 @@ def _phase_weight_grad(grad, x, weight_shape, geom):
 # The planes are padded at the top and left only (:func:`_padding_before`): every
 # position of the planes' grid is then an output of the full correlation, none wasted.
 
-def _use_transposed_phases(input, weight, geom):
+def _use_transposed_phases(input, weight, geom, output_size):
     """conv_transpose2d's forward takes the phase GEMM (:func:`_use_phase_gemm`: a
-    stride that divides the kernel, one group, no dilation, enough channels) and the
-    columns that it keeps for the backward fit in the workspace."""
+    stride that divides the kernel, one group, no dilation, enough channels), the
+    columns that it keeps for the backward fit in the workspace, and its output
+    (conv2d's input) padded would not be mostly padding."""
     return (_use_phase_gemm(weight.shape, geom) and windows.WORKSPACE_BYTES
-            >= _phase_columns_bytes(input.shape, weight.shape, geom, input.itemsize))
+            >= _phase_columns_bytes(input.shape, weight.shape, geom, input.itemsize)
+            and not _mostly_padding(geom, output_size, input.shape[2:]))
 
 
 def _padding_before(geom):
@@ -1158,32 +1284,36 @@ def _depthwise_columns(windows, taps, out, channels):
     channels : slice
     """
     taps = taps.reshape(taps.shape[:2] + (-1,))
-    for block, images, cols, grid in _column_blocks(windows, channels):
+    for block, images, rows, cols, grid in _column_blocks(windows, channels):
         with np.errstate(invalid="ignore"):  # 0 · inf, inf - inf: NaN, as in PyTorch
             products = np.matmul(taps[block], cols)
-        _put_products(products, grid, out[images], block)
+        _put_products(products, grid, out[images, :, rows], block)
 
 
 def _put_products(products, grid, out, channels):
     """Write the products of a block of input channels, (b, m, N·grid), to their
-    ``out`` channels: the top-left (H_out, W_out) corner of each grid, batch first."""
+    ``out`` channels: the top-left (H_out, W_out) corner of each grid, batch first
+    (``out`` holds the block's output rows)."""
     n, (height, width) = out.shape[0], out.shape[2:]
     b, m = products.shape[:2]
     products = products.reshape((b, m, n) + grid)[..., :height, :width]
-    out.reshape((n, -1, m, height, width))[:, channels] = products.transpose(2, 0, 1, 3, 4)
+    by_input_channel = out.reshape((n, out.shape[1] // m, m, height, width))
+    by_input_channel[:, channels] = products.transpose(2, 0, 1, 3, 4)
 
 
 def _column_blocks(windows, channels):
     """Per-channel im2col, a cache-sized block at a time.
 
-    Yields ``(block, images, cols, grid)``: for each channel of ``block`` a
-    (kH·kW) × (n·grid) matrix over the ``n`` images of ``images``, whose row ``(i, j)``
-    holds what kernel offset ``(i, j)`` reads at every grid position of those images,
-    copied from ``windows(block)`` in one pass. A block holds at most
-    :data:`COLUMN_BLOCK_BYTES`: several channels with all the images when one
-    channel's columns fit, otherwise one channel and as many images as fit (at least
-    one), so that the copy and the products that read it stay in the cache and the
-    buffer stays bounded. ``cols`` is one buffer, overwritten by the next block.
+    Yields ``(block, images, rows, cols, grid)``: for each channel of ``block`` a
+    (kH·kW) × (n·grid) matrix over the ``n`` images of ``images`` and the grid rows
+    ``rows``, whose row ``(i, j)`` holds what kernel offset ``(i, j)`` reads at every
+    grid position of those images, copied from ``windows(block)`` in one pass. A block
+    holds at most :data:`COLUMN_BLOCK_BYTES`: several channels with all the images when
+    one channel's columns fit, otherwise one channel and as many images as fit, and
+    when one image alone does not, blocks of its grid rows
+    (:func:`fancydl.windows.work_chunks`), so that the copy and the products that read
+    it stay in the cache and the buffer stays bounded. ``cols`` is one buffer,
+    overwritten by the next block.
 
     Parameters
     ----------
@@ -1197,30 +1327,33 @@ def _column_blocks(windows, channels):
         Channels, within ``channels``.
     images : slice
         Images, within ``range(N)``.
+    rows : slice
+        Rows of the grid (all of them unless one image is cut into blocks of rows).
     cols : ndarray of shape (b, kH·kW, n·grid)
-    grid : tuple of int
+    grid : (rows.stop - rows.start, grid width)
     """
     if channels.stop <= channels.start:
         return
     first = windows(slice(channels.start, channels.start + 1))
-    batch, _, kh, kw, *grid = first.shape
-    grid, count = tuple(grid), channels.stop - channels.start
+    batch, _, kh, kw, height, width = first.shape
+    count = channels.stop - channels.start
     if first.nbytes <= COLUMN_BLOCK_BYTES:   # blocks of channels, all the images
-        pieces = [(chunk, slice(0, batch)) for chunk in
+        pieces = [(chunk, slice(0, batch), slice(0, height)) for chunk in
                   _batch_chunks(count, first.nbytes, COLUMN_BLOCK_BYTES)]
-    else:                                     # one channel, blocks of images
-        pieces = [(slice(c, c + 1), images) for c in range(count)
-                  for images in _batch_chunks(batch, first.nbytes // batch,
-                                              COLUMN_BLOCK_BYTES)]
+    else:                                     # one channel, blocks of images or rows
+        pieces = [(slice(c, c + 1), images, rows) for c in range(count)
+                  for images, rows in work_chunks(batch, first.nbytes // batch,
+                                                  rows=height, budget=COLUMN_BLOCK_BYTES)]
     size = max((chunk.stop - chunk.start) * (images.stop - images.start)
-               for chunk, images in pieces)
-    buffer = np.empty(size * kh * kw * math.prod(grid), first.dtype)
-    for chunk, images in pieces:
+               * (rows.stop - rows.start) for chunk, images, rows in pieces)
+    buffer = np.empty(size * kh * kw * width, first.dtype)
+    for chunk, images, rows in pieces:
         block = slice(channels.start + chunk.start, channels.start + chunk.stop)
+        grid = (rows.stop - rows.start, width)
         b, n = chunk.stop - chunk.start, images.stop - images.start
         cols = buffer[:b * kh * kw * n * math.prod(grid)].reshape((b, kh, kw, n) + grid)
-        cols[...] = windows(block)[images].transpose(1, 2, 3, 0, 4, 5)
-        yield block, images, cols.reshape(b, kh * kw, -1), grid
+        cols[...] = windows(block)[images, :, :, :, rows].transpose(1, 2, 3, 0, 4, 5)
+        yield block, images, rows, cols.reshape(b, kh * kw, -1), grid
 
 
 def _flat_planes(x, geom):
@@ -1328,7 +1461,10 @@ def _depthwise_planes_backward(grad, flat, plane_size, weight, geom, input_grad=
     a non-finite upstream value can make a NaN of its own (``0 · inf``). A finite
     weight-gradient had no such product (nor any overflow, which would not be
     finite either); otherwise it is computed again from the exact windows
-    (:func:`_depthwise_weight_grad`), which read no position past the input.
+    (:func:`_depthwise_weight_grad`), which read no position past the input. Likewise
+    the input-gradient multiplies the rotated kernels by the zeros around ``grad``: as
+    in :func:`_conv_input_grad`, it is computed again by the scatter unless
+    :func:`_finite_or_exact`.
 
     Returns
     -------
@@ -1349,15 +1485,18 @@ def _depthwise_planes_backward(grad, flat, plane_size, weight, geom, input_grad=
     sums = np.zeros_like(flipped)
 
     def half(channels):
-        for block, images, cols, grid in _column_blocks(windows, _span(channels)):
+        for block, images, rows, cols, grid in _column_blocks(windows, _span(channels)):
             with np.errstate(invalid="ignore"):  # 0 · inf, inf - inf: NaN, as in PyTorch
                 products = np.matmul(flipped[block], cols) if input_grad else None
             if input_grad:
-                _put_products(products, grid, grad_input[images], block)
+                _put_products(products, grid, grad_input[images, :, rows], block)
             with np.errstate(over="ignore", invalid="ignore"):  # redone if not finite
-                sums[block] += np.matmul(inputs(block, images), cols.transpose(0, 2, 1))
+                sums[block] += np.matmul(inputs(block, images, rows),
+                                         cols.transpose(0, 2, 1))
 
     halves(half, np.arange(c), size=grad.size * math.prod(geom.kernel))  # columns
+    if input_grad and not _finite_or_exact(grad_input, weight):
+        grad_input = _scattered_input_grad(grad, weight, grad_input.shape, geom)
     grad_weight = sums[:, :, ::-1].reshape(weight.shape)
     if not np.isfinite(grad_weight).all():
         padded = _padded_planes(flat, plane_size, n).transpose(1, 0, 2, 3)
@@ -1366,8 +1505,9 @@ def _depthwise_planes_backward(grad, flat, plane_size, weight, geom, input_grad=
 
 
 def _inputs_on_grid(flat, plane_size, pad_widths, batch, grid):
-    """``inputs(channels, images)``: the (b, 1, n·grid) input planes of those channels
-    and images, each moved to the top-left corner of ``grid`` with zeros around.
+    """``inputs(channels, images, rows)``: the (b, 1, n·r·grid width) input planes of
+    those channels and images, each moved to the top-left corner of ``grid`` with zeros
+    around, on the grid rows ``rows`` (all of them when there are several images).
 
     When ``grid`` is the padded plane size (a "same" convolution), that is a view of
     the flat padded planes (:func:`_flat_planes`) shifted by ``top·Wp + left``: every
@@ -1379,21 +1519,25 @@ def _inputs_on_grid(flat, plane_size, pad_widths, batch, grid):
     if tuple(grid) == (hp, wp):
         shift = top * wp + left
 
-        def inputs(channels, images):
+        def inputs(channels, images, rows):
             start = (channels.start * batch + images.start) * plane + shift
-            shape = (channels.stop - channels.start, 1,
-                     (images.stop - images.start) * plane)
-            return as_strided(flat[start:], shape, (batch * plane * flat.itemsize, 0,
-                                                    flat.itemsize), writeable=False)
+            length = ((images.stop - images.start - 1) * plane
+                      + (rows.stop - rows.start) * wp)   # rows cut only one image
+            shape = (channels.stop - channels.start, 1, length)
+            return as_strided(flat[start + rows.start * wp:], shape,
+                              (batch * plane * flat.itemsize, 0, flat.itemsize),
+                              writeable=False)
 
         return inputs
     planes = _padded_planes(flat, plane_size, batch)
     height, width = hp - top - bottom, wp - left - right
 
-    def inputs(channels, images):
-        on_grid = np.zeros((channels.stop - channels.start, images.stop - images.start)
-                           + tuple(grid), flat.dtype)
-        on_grid[:, :, :height, :width] = planes[channels, images, top:top + height,
+    def inputs(channels, images, rows):
+        on_grid = np.zeros((channels.stop - channels.start, images.stop - images.start,
+                            rows.stop - rows.start, grid[1]), flat.dtype)
+        count = max(0, min(rows.stop, height) - rows.start)   # input rows among them
+        first = top + rows.start
+        on_grid[:, :, :count, :width] = planes[channels, images, first:first + count,
                                                 left:left + width]
         return on_grid.reshape(len(on_grid), 1, -1)
 
@@ -1409,12 +1553,12 @@ def _depthwise_weight_grad(grad, x_padded, weight_shape, geom):
     if n == 0:
         return np.zeros(weight_shape, grad.dtype)
     windows = _padded_windows(x_padded, geom, grad.shape[2:])
-    grads = grad.reshape((n, c, m, -1))
+    grads = grad.reshape((n, c, m) + grad.shape[2:])
     out = np.zeros((c, m, math.prod(geom.kernel)), grad.dtype)
 
     def half(channels):
-        for block, images, cols, _ in _column_blocks(windows, _span(channels)):
-            by_channel = grads[images, block].transpose(1, 2, 0, 3)
+        for block, images, rows, cols, _ in _column_blocks(windows, _span(channels)):
+            by_channel = grads[images, block, :, rows].transpose(1, 2, 0, 3, 4)
             by_channel = by_channel.reshape(len(cols), m, -1)
             with np.errstate(invalid="ignore"):  # inf · 0 in the padding: NaN, as PyTorch
                 out[block] += np.matmul(by_channel, cols.transpose(0, 2, 1))
@@ -1439,6 +1583,18 @@ def _depthwise_input_grad(grad, weight, padded_shape, geom):
 
 # --- conv2d ---------------------------------------------------------------------------
 
+def _quiet(method):
+    """Run a forward or backward pass with NumPy's overflow and invalid-value warnings
+    off: a NaN or inf in the data, or a float32 sum that overflows, gives PyTorch's
+    NaN or ±inf without a warning (0.9 µs a call)."""
+    @functools.wraps(method)
+    def quiet(*args, **kwargs):
+        with np.errstate(over="ignore", invalid="ignore"):
+            return method(*args, **kwargs)
+
+    return quiet
+
+
 class _Conv2d(Function):
     """conv2d; a stride-1 depthwise one with one filter per channel whose weight needs a
     gradient keeps the padded planes of its input, not the input: the forward pass
@@ -1446,24 +1602,31 @@ class _Conv2d(Function):
     upstream gradient, :func:`_depthwise_planes_backward`) reads the input only there,
     and a copy made in the forward pass needs no guard against in-place changes of the
     caller's input (the autodiff's checksum of the input, twice 1.2 ms for 8 MB, is
-    the cost of keeping the input)."""
+    the cost of keeping the input). Unless those planes would be mostly padding
+    (:func:`_mostly_padding`): then the input is kept.
+
+    Both passes run with NumPy's overflow and invalid-value warnings off
+    (:func:`_quiet`): inf and NaN propagate as in PyTorch, silently."""
 
     @staticmethod
+    @_quiet
     def forward(ctx, input, weight, bias, geom):
         ctx.geom, ctx.input_shape, ctx.planes = geom, input.shape, None
-        if _use_depthwise_full(weight.shape, geom) and ctx.needs_input_grad[1]:
+        out_size = geom.output_size(*input.shape[2:])
+        if (_use_depthwise_full(weight.shape, geom) and ctx.needs_input_grad[1]
+                and not _mostly_padding(geom, input.shape[2:], out_size)):
             ctx.planes = _flat_planes(input, geom)
             out = _depthwise_planes_forward(*ctx.planes, input.shape, weight, geom)
             ctx.save_for_backward(None, weight)
         else:
-            out = _conv_forward(input, weight, geom)
-            keeps_input = not _use_depthwise_full(weight.shape, geom)
-            ctx.save_for_backward(input if keeps_input else None, weight)
+            out = _conv_forward(input, weight, geom, out_size)
+            ctx.save_for_backward(input if ctx.needs_input_grad[1] else None, weight)
         if bias is not None:
             add_channel_bias(out, bias)
         return out
 
     @staticmethod
+    @_quiet
     def backward(ctx, grad):
         input, weight = ctx.saved
         needs, geom = ctx.needs_input_grad, ctx.geom
@@ -1498,6 +1661,9 @@ def _check_conv_arrays(op, input, weight, bias):
     if input.shape[-3] == 0:
         raise ValueError(f"{op}: input must have at least one channel (dimension "
                          f"{input.ndim - 3}), got shape {input.shape}")
+    if 0 in input.shape[-2:]:
+        raise ValueError(f"{op}: input must have a non-empty height and width (only the "
+                         f"batch may be empty, as in PyTorch), got shape {input.shape}")
 
 
 def _check_groups(op, input_channels, weight, groups, transposed):
@@ -1548,7 +1714,7 @@ def _conv_padding(op, padding, stride, kernel_size, dilation):
             raise ValueError(f"{op}: padding='same' is not supported for strided "
                              f"convolutions: stride must be 1, got stride={stride}")
         return _same_padding(kernel_size, dilation)
-    ph, pw = check_pair(op, "padding", padding, minimum=0)
+    ph, pw = check_pair(op, "padding", padding, minimum=0, single=True)
     return ((ph, ph), (pw, pw))
 
 
@@ -1568,8 +1734,8 @@ def _conv2d_geometry(op, input, weight, bias, stride, padding, dilation, groups)
     _check_conv_arrays(op, input, weight, bias)
     out_channels = _check_groups(op, input.shape[-3], weight, groups, transposed=False)
     _check_bias(op, bias, out_channels)
-    stride = check_pair(op, "stride", stride, minimum=1)
-    dilation = check_pair(op, "dilation", dilation, minimum=1)
+    stride = check_pair(op, "stride", stride, minimum=1, single=True)
+    dilation = check_pair(op, "dilation", dilation, minimum=1, single=True)
     kernel_size = tuple(weight.shape[2:])
     pads = _conv_padding(op, padding, stride, kernel_size, dilation)
     geom = WindowGeometry(kernel_size, stride, pads, dilation, int(groups))
@@ -1603,6 +1769,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     weight : ndarray of shape (C_out, C_in / groups, kH, kW), input's dtype
     bias : ndarray of shape (C_out,), optional
     stride : int or (int, int)
+        (A one-element sequence ``(s,)`` serves both axes, as in PyTorch; the same
+        for padding and dilation.)
     padding : int, (int, int), 'valid' or 'same'
         'same' keeps H and W (only with stride 1); when the dilated kernel
         ``d(k - 1) + 1`` is even the extra zero goes at the bottom/right.
@@ -1625,7 +1793,10 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     least :data:`SHIFTED_GEMM_MIN_CHANNELS` input channels, as one GEMM per piece over
     kH copies of the image rows, adding up kW column-shifted slices of its product (no
     k×k im2col buffer); a strided one whose kernel is a multiple of the stride the
-    same way on the stride phases of the input.
+    same way on the stride phases of the input. A padding, stride or dilation that
+    would make the padded input mostly padding (padding=p with stride=p, say) costs
+    O(input + output·kernel), not the padded size: the im2col columns are then
+    gathered from the input.
 
     In float32, an output that overflows is ±inf as in an exact sum (a NaN that only
     the order of the additions made is recomputed in float64); a NaN or inf in the
@@ -1656,15 +1827,16 @@ class _ConvTranspose2d(Function):
     (:func:`_transposed_phase_backward`). Otherwise the weight-gradient reads the input
     only as a (C_in, N·H·W) matrix: the forward pass keeps that channel-first copy, not
     the input. (Either is a copy: no guard against in-place changes of the caller's
-    input is needed.)"""
+    input is needed.) Warnings off as in :class:`_Conv2d`."""
 
     @staticmethod
+    @_quiet
     def forward(ctx, input, weight, bias, geom, output_size):
         out_shape = (input.shape[0], weight.shape[1] * geom.groups) + tuple(output_size)
         keep = ctx.needs_input_grad[1]
         ctx.save_for_backward(weight)
         ctx.geom, ctx.input_shape = geom, tuple(input.shape)
-        ctx.by_phases = _use_transposed_phases(input, weight, geom)
+        ctx.by_phases = _use_transposed_phases(input, weight, geom, output_size)
         if ctx.by_phases:
             cols, plane_size = _phase_columns(input, geom)
             out = _transposed_phase_forward(input, cols, plane_size, weight, out_shape, geom)
@@ -1678,6 +1850,7 @@ class _ConvTranspose2d(Function):
         return out
 
     @staticmethod
+    @_quiet
     def backward(ctx, grad):
         weight, = ctx.saved
         needs = ctx.needs_input_grad
@@ -1699,13 +1872,13 @@ def _conv_transpose2d_geometry(op, input, weight, bias, stride, padding, output_
     _check_conv_arrays(op, input, weight, bias)
     out_channels = _check_groups(op, input.shape[-3], weight, groups, transposed=True)
     _check_bias(op, bias, out_channels)
-    stride = check_pair(op, "stride", stride, minimum=1)
-    dilation = check_pair(op, "dilation", dilation, minimum=1)
+    stride = check_pair(op, "stride", stride, minimum=1, single=True)
+    dilation = check_pair(op, "dilation", dilation, minimum=1, single=True)
     if isinstance(padding, str):
         raise TypeError(f"{op}: padding must be an int or a pair of ints (PyTorch's "
                         f"conv_transpose2d has no string padding), got {padding!r}")
-    ph, pw = check_pair(op, "padding", padding, minimum=0)
-    extra = check_pair(op, "output_padding", output_padding, minimum=0)
+    ph, pw = check_pair(op, "padding", padding, minimum=0, single=True)
+    extra = check_pair(op, "output_padding", output_padding, minimum=0, single=True)
     for axis, (a, s, d) in enumerate(zip(extra, stride, dilation)):
         if a >= max(s, d):
             raise ValueError(f"{op}: output_padding must be smaller than either stride or "
@@ -1713,7 +1886,7 @@ def _conv_transpose2d_geometry(op, input, weight, bias, stride, padding, output_
                              f"with stride={stride} and dilation={dilation}")
     kernel_size = tuple(weight.shape[2:])
     geom = WindowGeometry.symmetric(kernel_size, stride, (ph, pw), dilation, groups)
-    out_size = tuple(conv_transpose_output_size(size, k, s, p, a, d) for size, k, s, p, a, d
+    out_size = tuple(_transposed_length(size, k, s, p, a, d) for size, k, s, p, a, d
                      in zip(input.shape[-2:], kernel_size, stride, (ph, pw), extra,
                             dilation))
     if min(out_size) <= 0:
@@ -1742,7 +1915,8 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
         conv2d's layout for the convolution it transposes (C_in is *its* output).
     bias : ndarray of shape (C_out,), optional
     stride, padding, dilation : int or (int, int)
-        Those of the convolution being transposed; padding crops the output.
+        Those of the convolution being transposed; padding crops the output. (A
+        one-element sequence serves both axes, as in PyTorch; output_padding too.)
     output_padding : int or (int, int)
         Extra rows/columns at the bottom/right, smaller than max(stride, dilation):
         picks which of the input sizes that conv2d maps to H is meant.
@@ -1772,41 +1946,59 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 # --- im2col / col2im (PyTorch's unfold / fold) ----------------------------------------
 
+def _unfold(x, geom):
+    """im2col of ``x`` (N, C, H, W): (N, C·kH·kW, L), from the padded input, or gathered
+    from the input when the padded one would be mostly padding."""
+    out_size = geom.output_size(*x.shape[2:])
+    n, c = x.shape[:2]
+    if not _mostly_padding(geom, x.shape[2:], out_size):
+        cols = _unfold_padded(pad2d(x, geom.pad_widths), geom, out_size)
+        return cols.reshape(n, c * geom.taps, out_size[0] * out_size[1])
+    table = pixel_table(x)
+    cols = np.empty((n, c * geom.taps, out_size[0] * out_size[1]), x.dtype)
+    for chunk, span, rows in _gathered_pieces(x.shape, geom, out_size, x.itemsize):
+        cols[chunk, :, span] = _gathered_columns(table, rows, groups=1)[:, 0]
+    return cols
+
+
+def _fold(cols, shape, geom):
+    """col2im, the adjoint of :func:`_unfold`: columns (N, C·kH·kW, L) added back into
+    an image of ``shape`` (N, C, H, W)."""
+    out_size = geom.output_size(*shape[2:])
+    if not _mostly_padding(geom, shape[2:], out_size):
+        blocks = cols.reshape(tuple(shape[:2]) + tuple(geom.kernel) + out_size)
+        padded = _fold_padded(blocks, geom.padded_shape(tuple(shape)), geom)
+        return unpad2d(padded, geom.pad_widths)
+    table = np.zeros((shape[0] * (shape[2] * shape[3] + 1), shape[1]), cols.dtype)
+    for chunk, span, rows in _gathered_pieces(shape, geom, out_size, cols.itemsize):
+        _add_columns(table, rows, cols[chunk, :, span])
+    return image_from_pixel_table(table, shape)
+
+
 class _Im2col(Function):
     @staticmethod
+    @_quiet
     def forward(ctx, input, geom):
-        out_size = geom.output_size(*input.shape[2:])
-        cols = _unfold_padded(pad2d(input, geom.pad_widths), geom, out_size)
         ctx.geom, ctx.input_shape = geom, input.shape
-        n, c = input.shape[:2]
-        return cols.reshape(n, c * geom.taps, out_size[0] * out_size[1])
+        return _unfold(input, geom)
 
     @staticmethod
+    @_quiet
     def backward(ctx, grad):
-        geom, shape = ctx.geom, ctx.input_shape
-        out_size = geom.output_size(*shape[2:])
-        cols = grad.reshape(shape[:2] + tuple(geom.kernel) + out_size)
-        padded = _fold_padded(cols, geom.padded_shape(tuple(shape)), geom)
-        return unpad2d(padded, geom.pad_widths), None
+        return _fold(grad, ctx.input_shape, ctx.geom), None
 
 
 class _Col2im(Function):
     @staticmethod
+    @_quiet
     def forward(ctx, cols, geom, output_size, channels):
-        out_size = geom.output_size(*output_size)
-        n = cols.shape[0]
-        blocks = cols.reshape((n, channels) + tuple(geom.kernel) + out_size)
-        padded_shape = geom.padded_shape((n, channels) + tuple(output_size))
-        ctx.geom, ctx.output_size = geom, tuple(output_size)
-        return unpad2d(_fold_padded(blocks, padded_shape, geom), geom.pad_widths)
+        ctx.geom = geom
+        return _fold(cols, (cols.shape[0], channels) + tuple(output_size), geom)
 
     @staticmethod
+    @_quiet
     def backward(ctx, grad):
-        geom = ctx.geom
-        out_size = geom.output_size(*ctx.output_size)
-        cols = _unfold_padded(pad2d(grad, geom.pad_widths), geom, out_size)
-        n, c = grad.shape[:2]
-        return cols.reshape(n, c * geom.taps, out_size[0] * out_size[1]), None, None, None
+        return _unfold(grad, ctx.geom), None, None, None
 
 
 def _window_geometry(op, kernel_size, dilation, padding, stride):

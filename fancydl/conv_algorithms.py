@@ -2,7 +2,7 @@
 
 Every function here computes the same thing as ``fancydl.conv2d(input, weight,
 padding=padding)`` (stride 1, no dilation, one channel group, PyTorch's
-cross-correlation), by a different route:
+cross-correlation) on finite values, up to round-off, by a different route:
 
 * :func:`conv2d_direct` loops over the k×k kernel offsets; each offset is one
   (C_out, C_in) matrix times the input view that offset sees (:mod:`fancydl.windows`).
@@ -17,6 +17,16 @@ cross-correlation), by a different route:
 :func:`time_algorithms` times all of them on one input, for the book's comparison. These
 are teaching implementations (forward only, no gradient); ``fancydl.conv2d`` is the
 operator to use.
+
+Non-finite values: the direct and im2col routes form exactly conv2d's products, so a
+NaN or ±inf input pixel reaches exactly the outputs whose windows hold it, as in
+PyTorch. The two fast algorithms mix values before multiplying, and spread it further:
+the FFT mixes every pixel of a plane into every frequency, so one NaN or inf pixel
+makes every output of every output plane of its image NaN; Winograd's tile
+transforms mix the 4×4 input tile, so it makes the whole 2×2 output tiles of every
+tile that holds it NaN (16 outputs around it instead of 9 for a 3×3 window), an inf
+included (``inf - inf``). A NaN or inf weight reaches every output of its output
+channel in all four (the zero padding times it is NaN too).
 """
 
 from __future__ import annotations
@@ -84,9 +94,10 @@ def conv2d_direct(input, weight, padding=0):
     x_padded = pad2d(input, _symmetric(padding))
     (n, c), length = input.shape[:2], out_size[0] * out_size[1]
     out = np.zeros((n, weight.shape[0], length), input.dtype)
-    for i, j in kernel_offsets(weight.shape[2:]):
-        view = offset_view(x_padded, (i, j), (1, 1), (1, 1), out_size)  # (N, C, Ho, Wo)
-        out += weight[:, :, i, j] @ view.reshape(n, c, length)  # (C_out, C) @ (N, C, L)
+    with np.errstate(over="ignore", invalid="ignore"):  # NaN and inf propagate silently
+        for i, j in kernel_offsets(weight.shape[2:]):
+            view = offset_view(x_padded, (i, j), (1, 1), (1, 1), out_size)  # (N, C, Ho, Wo)
+            out += weight[:, :, i, j] @ view.reshape(n, c, length)  # (C_out, C) @ (N, C, L)
     return out.reshape((n, weight.shape[0]) + out_size)
 
 
@@ -113,7 +124,8 @@ def conv2d_im2col(input, weight, padding=0):
     """
     padding, out_size = _check("conv2d_im2col", input, weight, padding)
     cols = im2col(input, weight.shape[2:], padding=padding)  # (N, C·kH·kW, L)
-    out = weight.reshape(weight.shape[0], -1) @ cols  # (N, C_out, L)
+    with np.errstate(over="ignore", invalid="ignore"):  # NaN and inf propagate silently
+        out = weight.reshape(weight.shape[0], -1) @ cols  # (N, C_out, L)
     return out.reshape(out.shape[:2] + out_size)
 
 
@@ -147,18 +159,21 @@ def conv2d_fft(input, weight, padding=0):
     (NumPy's float32 transforms are much slower with a scale factor of exactly 1,
     see :mod:`fancydl.signal`). Round-off grows like ``log L``, not with the kernel
     size, but every output carries an error relative to the *largest* values of the
-    plane: FFT convolution is accurate in norm, not entry by entry.
+    plane: FFT convolution is accurate in norm, not entry by entry. For the same
+    reason one NaN or inf input pixel makes every output of its image NaN, where
+    conv2d's are NaN or ±inf only in the windows that hold it.
     """
     padding, out_size = _check("conv2d_fft", input, weight, padding)
     x_padded = pad2d(input, _symmetric(padding))
     shape = tuple(next_fast_length(n) for n in x_padded.shape[2:])
-    spectrum_x = np.fft.rfft2(x_padded, s=shape, norm="ortho")  # (N, C, Lh, Lw/2+1)
-    spectrum_w = np.fft.rfft2(weight, s=shape, norm="ortho")  # (O, C, Lh, Lw/2+1)
-    # one complex GEMM per frequency: (F, N, C) @ (F, C, O) -> (F, N, O)
-    products = np.matmul(spectrum_x.transpose(2, 3, 0, 1),
-                         spectrum_w.conj().transpose(2, 3, 1, 0))
-    planes = np.fft.irfft2(products.transpose(2, 3, 0, 1), s=shape, norm="ortho")
-    planes *= math.sqrt(shape[0] * shape[1])  # ortho·ortho·ortho = (1/√L)·default
+    with np.errstate(over="ignore", invalid="ignore"):  # NaN and inf: see the module
+        spectrum_x = np.fft.rfft2(x_padded, s=shape, norm="ortho")  # (N, C, Lh, Lw/2+1)
+        spectrum_w = np.fft.rfft2(weight, s=shape, norm="ortho")  # (O, C, Lh, Lw/2+1)
+        # one complex GEMM per frequency: (F, N, C) @ (F, C, O) -> (F, N, O)
+        products = np.matmul(spectrum_x.transpose(2, 3, 0, 1),
+                             spectrum_w.conj().transpose(2, 3, 1, 0))
+        planes = np.fft.irfft2(products.transpose(2, 3, 0, 1), s=shape, norm="ortho")
+        planes *= math.sqrt(shape[0] * shape[1])  # ortho·ortho·ortho = (1/√L)·default
     return np.ascontiguousarray(planes[:, :, :out_size[0], :out_size[1]],
                                 dtype=input.dtype)
 
@@ -297,6 +312,9 @@ def conv2d_winograd_f23(input, weight, padding=0):
     F(2×2, 3×3) is as accurate as direct convolution (its transforms hold only 0,
     ±1 and 1/2); larger tiles such as F(4×4, 3×3) save more multiplications but
     their points (±2, ±1/2) amplify round-off, which matters in float16/float32.
+    The tile transforms mix 16 input pixels: one NaN or inf pixel makes the 2×2
+    output tiles of every 4×4 tile that holds it NaN (up to 4×4 outputs, where
+    conv2d has a NaN or ±inf in the 3×3 windows that hold it).
 
     Examples
     --------
@@ -320,10 +338,11 @@ def conv2d_winograd_f23(input, weight, padding=0):
                              (padding[1], padding[1] + extra[1])))
     windows = np.lib.stride_tricks.sliding_window_view(x_padded, (4, 4), axis=(2, 3))
     d = windows[:, :, ::2, ::2].transpose(4, 5, 1, 0, 2, 3)  # (4, 4, C, N, tH, tW)
-    u = _sandwich(g, weight.transpose(2, 3, 0, 1), g.T)  # (4, 4, C_out, C)
-    v = _sandwich(b.T, d, b)  # (4, 4, C, N, tH, tW)
-    m = u.reshape(16, c_out, c) @ v.reshape(16, c, n * tiles[0] * tiles[1])  # 16 GEMMs
-    y = _sandwich(a.T, m.reshape((4, 4, c_out, n) + tiles), a)  # (2, 2, C_out, N, tH, tW)
+    with np.errstate(over="ignore", invalid="ignore"):  # NaN and inf: see the module
+        u = _sandwich(g, weight.transpose(2, 3, 0, 1), g.T)  # (4, 4, C_out, C)
+        v = _sandwich(b.T, d, b)  # (4, 4, C, N, tH, tW)
+        m = u.reshape(16, c_out, c) @ v.reshape(16, c, n * tiles[0] * tiles[1])  # 16 GEMMs
+        y = _sandwich(a.T, m.reshape((4, 4, c_out, n) + tiles), a)  # (2, 2, C_out, N, ...)
     out = y.transpose(3, 2, 4, 0, 5, 1).reshape(n, c_out, 2 * tiles[0], 2 * tiles[1])
     return np.ascontiguousarray(out[:, :, :out_size[0], :out_size[1]])
 

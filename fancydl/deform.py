@@ -12,7 +12,9 @@ channels), blends them with the bilinear weights, and contracts with the weight 
 grouped matrix product. The backward pass recomputes the samples, so nothing of the
 size of the column buffer is kept between forward and backward, and the batch is
 processed in chunks whose column buffer stays within
-:data:`fancydl.windows.WORKSPACE_BYTES`.
+:data:`fancydl.windows.WORKSPACE_BYTES` (a single image too large for it in blocks of
+output rows). NumPy's overflow and invalid-value warnings are off in both passes: a
+NaN or inf propagates as in torchvision, silently.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import numpy as np
 from .autodiff import Function
 from .rows import add_channel_bias, channel_sums
 from .validation import check_float_array, check_pair, check_same_dtype
-from .windows import WindowGeometry, add_rows, work_chunks
+from .windows import (WindowGeometry, add_rows, image_from_pixel_table, pixel_table,
+                      work_chunks)
 
 __all__ = ["deform_conv2d", "deform_sampling_points", "bilinear_sample"]
 
@@ -49,6 +52,19 @@ class _Deformation:
         """Undeformed sampling positions ``h s - p + i d`` (rows) and ``w s - p + j d``
         (columns), each of shape (H_out W_out, kH kW)."""
         return self.window.window_origins(self.out_size, dtype)
+
+    def output_rows(self, rows):
+        """The same call restricted to the output rows ``rows`` (a slice): its windows
+        start ``rows.start`` strides lower (as if the top padding were that smaller)."""
+        if rows == slice(0, self.out_size[0]):
+            return self
+        (top, bottom), columns = self.window.pad_widths
+        shifted = ((top - rows.start * self.window.stride[0], bottom), columns)
+        window = dataclasses.replace(self.window, pad_widths=shifted,
+                                     out_size=(rows.stop - rows.start, self.out_size[1]))
+        return _Deformation((self.batch, self.channels, self.height, self.width),
+                            (self.out_channels, self.group_channels) + tuple(self.kernel),
+                            self.offset_groups, window)
 
 
 def _window(kernel, stride, padding, dilation, spatial=None, out_size=None):
@@ -144,19 +160,6 @@ def _corner_table(row_factors, col_factors, op):
     return np.stack([op(r, c) for r in row_factors for c in col_factors], -1)
 
 
-def _pixel_table(x, offset_groups):
-    """Channels-last lookup table with a zero pixel after each plane.
-
-    (B, C, H, W) -> (B G_off (H W + 1), C / G_off): row ``(b G_off + g)(H W + 1) + p``
-    holds pixel ``p`` of every channel of offset group ``g`` of image ``b``.
-    """
-    b, c, h, w = x.shape
-    table = np.zeros((b, offset_groups, h * w + 1, c // offset_groups), x.dtype)
-    table[:, :, :-1] = x.reshape(b, offset_groups, c // offset_groups, h * w).transpose(
-        0, 1, 3, 2)
-    return table.reshape(-1, c // offset_groups)
-
-
 def _table_rows(pixels, geometry):
     """Table rows of the corner pixels ``pixels`` (B, L, K, G_off, 4) of a chunk."""
     b, g = pixels.shape[0], geometry.offset_groups
@@ -192,13 +195,15 @@ def _grouped_output(grad_out, groups):
 # --- the operator ---------------------------------------------------------------------
 
 def _chunks(geometry, itemsize):
-    """Batch slices whose column buffer (chunk, H_out W_out, kH kW, C_in) stays within
-    :data:`fancydl.windows.WORKSPACE_BYTES` (at least one image per chunk). The peak
-    working memory is about 6 such buffers in the forward pass and 8 in the
-    forward+backward pass (the four-corner gather alone holds 4)."""
+    """Pieces of the work (batch slice, output-row slice) whose column buffer (chunk,
+    H_out W_out, kH kW, C_in) stays within :data:`fancydl.windows.WORKSPACE_BYTES`: a
+    chunk of images, or a block of output rows of a single image too large for it
+    (:func:`fancydl.windows.work_chunks`). The peak working memory is about 6 such
+    buffers in the forward pass and 8 in the forward+backward pass (the four-corner
+    gather alone holds 4)."""
     per_image = geometry.out_size[0] * geometry.out_size[1] * geometry.taps * \
         geometry.channels * itemsize
-    return [chunk for chunk, _ in work_chunks(geometry.batch, per_image)]
+    return work_chunks(geometry.batch, per_image, rows=geometry.out_size[0])
 
 
 def _sample(x, y, xs, geometry):
@@ -211,7 +216,7 @@ def _sample(x, y, xs, geometry):
     values : (B, L, K, G_off, 4, C/G_off), the four corner pixels of every point
     """
     corners = _Corners(y, xs, geometry.height, geometry.width)
-    table = _pixel_table(x, geometry.offset_groups)
+    table = pixel_table(x, geometry.offset_groups)
     values = np.take(table, _table_rows(corners.pixels, geometry), axis=0)
     sampled = np.einsum("...c,...cd->...d", corners.weights, values)
     return sampled, corners, values
@@ -225,17 +230,20 @@ class _DeformConv2d(Function):
         out = np.empty((geometry.batch, geometry.out_channels, *geometry.out_size),
                        input.dtype)
         w = _weight_matrix(weight, geometry.groups)
-        for chunk in _chunks(geometry, input.itemsize):
-            y, x = _sampling_points(offset[chunk], geometry)
-            columns = _sample(input[chunk], y, x, geometry)[0]  # frees the corners
-            if mask is not None:
-                columns *= _points_layout(mask[chunk], geometry, 1)
-            product = _grouped_columns(columns, geometry.groups) @ w  # (G, B L, C_out/G)
-            b = columns.shape[0]
-            out[chunk] = product.reshape(geometry.groups, b, -1, product.shape[-1]).transpose(
-                1, 0, 3, 2).reshape(b, geometry.out_channels, *geometry.out_size)
-        if bias is not None:
-            add_channel_bias(out, bias)
+        with np.errstate(over="ignore", invalid="ignore"):  # NaN, inf: as torchvision
+            for chunk, rows in _chunks(geometry, input.itemsize):
+                part = geometry.output_rows(rows)
+                y, x = _sampling_points(offset[chunk, :, rows], part)
+                columns = _sample(input[chunk], y, x, part)[0]  # frees the corners
+                if mask is not None:
+                    columns *= _points_layout(mask[chunk, :, rows], part, 1)
+                product = _grouped_columns(columns, part.groups) @ w  # (G, B L, C_out/G)
+                b = columns.shape[0]
+                by_group = product.reshape(part.groups, b, -1, product.shape[-1])
+                out[chunk, :, rows] = by_group.transpose(1, 0, 3, 2).reshape(
+                    b, part.out_channels, *part.out_size)
+            if bias is not None:
+                add_channel_bias(out, bias)
         return out
 
     @staticmethod
@@ -243,34 +251,37 @@ class _DeformConv2d(Function):
         input, offset, weight, bias, mask = ctx.saved
         g = ctx.geometry
         need_x, need_offset, need_w, need_b, need_mask = ctx.needs_input_grad[:5]
-        grads = _deform_backward_chunks(grad, input, offset, weight, mask, g,
-                                        need_x, need_offset, need_w, need_mask)
-        grad_bias = channel_sums(grad) if need_b and bias is not None else None
+        with np.errstate(over="ignore", invalid="ignore"):  # NaN, inf: as torchvision
+            grads = _deform_backward_chunks(grad, input, offset, weight, mask, g,
+                                            need_x, need_offset, need_w, need_mask)
+            grad_bias = channel_sums(grad) if need_b and bias is not None else None
         grad_x, grad_offset, grad_w, grad_mask = grads
         return grad_x, grad_offset, grad_w, grad_bias, grad_mask, None
 
 
-def _deform_backward_chunks(grad, input, offset, weight, mask, g, need_x, need_offset,
-                            need_w, need_mask):
-    """Gradients of input, offset, weight and mask, one batch chunk at a time."""
+def _deform_backward_chunks(grad, input, offset, weight, mask, geometry, need_x,
+                            need_offset, need_w, need_mask):
+    """Gradients of input, offset, weight and mask, one piece of the work (a batch
+    chunk or a block of output rows, :func:`_chunks`) at a time."""
     dtype = input.dtype
     grad_x = np.zeros_like(input) if need_x else None
     grad_offset = np.zeros_like(offset) if need_offset else None
     grad_mask = np.zeros_like(mask) if need_mask and mask is not None else None
-    w = _weight_matrix(weight, g.groups)
+    w = _weight_matrix(weight, geometry.groups)
     grad_w = np.zeros_like(w) if need_w else None
-    for chunk in _chunks(g, input.itemsize):
-        y, x = _sampling_points(offset[chunk], g)
+    for chunk, rows in _chunks(geometry, input.itemsize):
+        g = geometry.output_rows(rows)
+        y, x = _sampling_points(offset[chunk, :, rows], g)
         sampled, corners, values = _sample(input[chunk], y, x, g)
         b = sampled.shape[0]
-        m = None if mask is None else _points_layout(mask[chunk], g, 1)
-        grad_product = _grouped_output(grad[chunk], g.groups)      # (G, B L, C_out/G)
+        m = None if mask is None else _points_layout(mask[chunk, :, rows], g, 1)
+        grad_product = _grouped_output(grad[chunk, :, rows], g.groups)  # (G, B L, C_out/G)
         # Gradient of the (masked) columns, back in the (B, L, K, G_off, C/G_off) layout.
         grad_columns = (grad_product @ w.transpose(0, 2, 1)).reshape(
             g.groups, b, -1, g.taps, g.group_channels).transpose(1, 2, 3, 0, 4).reshape(
             sampled.shape)
         if grad_mask is not None:
-            grad_mask[chunk] = _channels_layout(
+            grad_mask[chunk, :, rows] = _channels_layout(
                 np.einsum("...d,...d->...", grad_columns, sampled)[..., None], g)
         if m is not None:  # from here on only the masked columns matter: in place
             sampled *= m
@@ -283,13 +294,15 @@ def _deform_backward_chunks(grad, input, offset, weight, mask, g, need_x, need_o
             per_corner = np.einsum("...d,...cd->...c", grad_sampled, values)
             grad_y = (corners.d_dy * per_corner).sum(-1)
             grad_xs = (corners.d_dx * per_corner).sum(-1)
-            grad_offset[chunk] = _channels_layout(np.stack([grad_y, grad_xs], -1), g)
+            grad_offset[chunk, :, rows] = _channels_layout(np.stack([grad_y, grad_xs], -1),
+                                                           g)
         del values  # four column buffers: free them before the scatter
         if need_x:
-            grad_x[chunk] = _scatter_to_pixels(grad_sampled, corners, g, dtype)
+            grad_x[chunk] += _scatter_to_pixels(grad_sampled, corners, g, dtype)
     if need_w:
-        kh, kw = g.kernel
-        grad_w = grad_w.reshape(g.groups, kh * kw, g.group_channels, -1).transpose(
+        kh, kw = geometry.kernel
+        grad_w = grad_w.reshape(geometry.groups, kh * kw, geometry.group_channels,
+                                -1).transpose(
             0, 3, 2, 1).reshape(weight.shape)
     return grad_x, grad_offset, grad_w, grad_mask
 
@@ -310,8 +323,8 @@ def _scatter_to_pixels(grad_sampled, corners, g, dtype):
     for corner in range(4):
         np.multiply(corners.weights[..., corner, None], grad_sampled, out=contributions)
         add_rows(table, rows[..., corner], contributions)
-    planes = table.reshape(b, g.offset_groups, plane, cg)[:, :, :-1]
-    return planes.transpose(0, 1, 3, 2).reshape(b, g.channels, g.height, g.width)
+    return image_from_pixel_table(table, (b, g.channels, g.height, g.width),
+                                  g.offset_groups)
 
 
 def _check_arguments(input, offset, weight, bias, mask, stride, padding, dilation):

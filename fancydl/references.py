@@ -22,6 +22,7 @@ import itertools
 
 import numpy as np
 
+from .autodiff import is_traced
 from .conv import _conv2d_geometry, _conv_transpose2d_geometry, conv2d
 from .crosscheck import torch_reference
 from .validation import check_array, check_pair
@@ -45,6 +46,9 @@ def conv2d_loops(input, weight, bias=None, stride=1, padding=0, dilation=1, grou
     -------
     ndarray of shape (N, C_out, H_out, W_out) (or without N)
     """
+    if any(is_traced(a) for a in (input, weight, bias)):
+        raise TypeError("conv2d_loops: a plain NumPy reference has no backward; call it "
+                        "outside vjp (conv2d is the differentiable operator)")
     geom = _conv2d_geometry("conv2d_loops", input, weight, bias, stride, padding,
                             dilation, groups)
     unbatched = input.ndim == 3
@@ -76,16 +80,17 @@ def insert_zeros(input, stride):
 
     Returns
     -------
-    ndarray of shape (..., (H - 1)·sH + 1, (W - 1)·sW + 1)
+    ndarray of shape (..., (H - 1)·sH + 1, (W - 1)·sW + 1) (an empty axis stays empty)
     """
     check_array("insert_zeros", "input", input)
     if input.ndim < 2:
         raise ValueError(f"insert_zeros: input must have at least 2 dimensions, got "
                          f"shape {input.shape}")
     sh, sw = check_pair("insert_zeros", "stride", stride, minimum=1)
-    height, width = input.shape[-2:]
-    out = np.zeros(input.shape[:-2] + ((height - 1) * sh + 1, (width - 1) * sw + 1),
-                   input.dtype)
+    # An empty axis stays empty (there is no pixel to put zeros between).
+    height, width = ((n - 1) * s + 1 if n else 0 for n, s in zip(input.shape[-2:],
+                                                                 (sh, sw)))
+    out = np.zeros(input.shape[:-2] + (height, width), input.dtype)
     out[..., ::sh, ::sw] = input
     return out
 

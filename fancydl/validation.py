@@ -102,14 +102,25 @@ def check_real(op, name, value, minimum=None, maximum=None, inclusive=True):
     low_bad = minimum is not None and (value < minimum if inclusive else value <= minimum)
     high_bad = maximum is not None and (value > maximum if inclusive else value >= maximum)
     if low_bad or high_bad or np.isnan(value):
-        lo, hi = ("[", "]") if inclusive else ("(", ")")
-        bounds = (f"in {lo}{minimum}, {maximum}{hi}" if maximum is not None
-                  else f"{'>=' if inclusive else '>'} {minimum}")
-        raise ValueError(f"{op}: {name} must be {bounds}, got {value}")
+        raise ValueError(f"{op}: {name} must be {_bounds(minimum, maximum, inclusive)}, "
+                         f"got {value}")
     return value
 
 
-def check_pair(op, name, value, minimum=None):
+def _bounds(minimum, maximum, inclusive):
+    """How :func:`check_real` states its bounds: "in [0, 1]", ">= 0", "<= 1", or "a
+    number (not NaN)" when there are none."""
+    lo, hi = ("[", "]") if inclusive else ("(", ")")
+    if minimum is not None and maximum is not None:
+        return f"in {lo}{minimum}, {maximum}{hi}"
+    if minimum is not None:
+        return f"{'>=' if inclusive else '>'} {minimum}"
+    if maximum is not None:
+        return f"{'<=' if inclusive else '<'} {maximum}"
+    return "a number (not NaN)"
+
+
+def check_pair(op, name, value, minimum=None, single=False):
     """Normalize an int or a pair of ints to a pair, as PyTorch's ``_pair`` does.
 
     Parameters
@@ -119,25 +130,35 @@ def check_pair(op, name, value, minimum=None):
     value : int or sequence of two ints
     minimum : int, optional
         Smallest allowed value of each entry.
+    single : bool
+        Also accept a sequence of one int, for both axes, as PyTorch's conv2d,
+        conv_transpose2d and 2-d pooling do (its ``unfold``/``fold`` and torchvision's
+        operators refuse it).
 
     Returns
     -------
     tuple of (int, int)
     """
-    kind = "an int" if minimum is None else ("a positive int" if minimum == 1 else
-                                              f"an int >= {minimum}")
-    expected = f"{kind} or a pair of them"
+    lengths = (1, 2) if single else (2,)
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         pair = (int(value), int(value))
-    elif (isinstance(value, (tuple, list)) and len(value) == 2
+    elif (isinstance(value, (tuple, list)) and len(value) in lengths
           and all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
                   for v in value)):
-        pair = (int(value[0]), int(value[1]))
+        pair = (int(value[0]), int(value[-1]))
     else:
-        raise TypeError(f"{op}: {name} must be {expected}, got {_describe(value)}")
+        raise TypeError(f"{op}: {name} must be {_pair_kind(minimum, single)}, got "
+                        f"{_describe(value)}")
     if minimum is not None and min(pair) < minimum:
-        raise ValueError(f"{op}: {name} must be {expected}, got {value}")
+        raise ValueError(f"{op}: {name} must be {_pair_kind(minimum, single)}, got {value}")
     return pair
+
+
+def _pair_kind(minimum, single):
+    """What :func:`check_pair` accepts, in words."""
+    kind = "an int" if minimum is None else ("a positive int" if minimum == 1 else
+                                              f"an int >= {minimum}")
+    return f"{kind} or a {'sequence of one or two' if single else 'pair'} of them"
 
 
 def check_choice(op, name, value, choices):

@@ -13,7 +13,9 @@ pooling): :class:`WindowGeometry`, the one record of where the windows lie;
 output rows) so that a temporary buffer stays within :data:`WORKSPACE_BYTES`; and the
 two scatter-adds of the backward passes: :func:`fold_offsets` adds gradients back
 where the kernel-offset views read (convolution's col2im, pooling), :func:`add_rows`
-where a gather of table rows read (deformable convolution, RoI pooling).
+where a gather of table rows read (deformable convolution, RoI pooling, and a
+convolution whose padded input would be mostly padding), from the rows of a
+:func:`pixel_table`.
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ import dataclasses
 
 import numpy as np
 
+from .validation import check_int, check_pair
+
 __all__ = ["effective_kernel_size", "conv_output_size", "conv_transpose_output_size",
            "receptive_field", "pool_output_size", "pad2d",
            "unpad2d", "kernel_offsets", "offset_view", "add_to_offset", "stride_phases",
            "phase_view", "phase_zeros", "merge_phases", "uses_phases", "fold_offsets",
-           "WindowGeometry", "WORKSPACE_BYTES", "work_chunks", "add_rows"]
+           "WindowGeometry", "WORKSPACE_BYTES", "work_chunks", "pixel_table",
+           "image_from_pixel_table", "add_rows"]
 
 #: The one memory budget (bytes) of a temporary work buffer (im2col columns, the
 #: shifted-GEMM rows and products, deformable convolution's sampled columns): operators
@@ -83,7 +88,7 @@ class WindowGeometry:
         """Output (H_out, W_out) on an (H, W) input (PyTorch's floor formula)."""
         if self.out_size is not None:
             return self.out_size
-        return tuple(conv_output_size(size, k, s, p, d) for size, k, s, p, d in zip(
+        return tuple(_output_length(size, k, s, p, d) for size, k, s, p, d in zip(
             (height, width), self.kernel, self.stride, self.pad_widths, self.dilation))
 
     def window_origins(self, out_size, dtype):
@@ -148,6 +153,38 @@ def work_chunks(batch, bytes_per_image, rows=1, budget=None):
             for start in range(0, batch, step)]
 
 
+def pixel_table(x, groups=1):
+    """Channels-last lookup table of an image batch, with a zero pixel after each plane.
+
+    The table of a gather (:func:`add_rows` is its backward): row ``(n·groups + g)·(H·W
+    + 1) + p`` holds pixel ``p = h·W + w`` of every channel of channel group ``g`` of
+    image ``n``, and row ``... + H·W`` is zero: an index that points there reads the
+    zero padding (or a missing bilinear corner) without a mask, so a NaN or inf pixel
+    never leaks into what reads outside the image.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+    groups : int
+        Channel groups (deformable convolution's offset groups); divides C.
+
+    Returns
+    -------
+    ndarray of shape (N·groups·(H·W + 1), C / groups)
+    """
+    n, c, h, w = x.shape
+    table = np.zeros((n, groups, h * w + 1, c // groups), x.dtype)
+    table[:, :, :-1] = x.reshape(n, groups, c // groups, h * w).transpose(0, 1, 3, 2)
+    return table.reshape(-1, c // groups)
+
+
+def image_from_pixel_table(table, shape, groups=1):
+    """Inverse of :func:`pixel_table` (the zero pixels dropped): the (N, C, H, W) view."""
+    n, c, h, w = shape
+    planes = table.reshape(n, groups, h * w + 1, c // groups)[:, :, :-1]
+    return planes.transpose(0, 1, 3, 2).reshape(shape)
+
+
 def add_rows(table, rows, values):
     """Backward of a gather of table rows: ``table[rows[k]] += values[k]``, repeats summed.
 
@@ -171,6 +208,16 @@ def add_rows(table, rows, values):
               .reshape(-1))
 
 
+#: Smallest valid value of each argument of the size helpers below.
+_MINIMUM = dict(size=1, kernel_size=1, stride=1, padding=0, output_padding=0, dilation=1)
+
+
+def _check_sizes(op, **values):
+    """Each keyword an int no smaller than its :data:`_MINIMUM`; returns them in order."""
+    return [check_int(op, name, value, minimum=_MINIMUM[name])
+            for name, value in values.items()]
+
+
 def effective_kernel_size(kernel_size, dilation=1):
     """Extent of a dilated kernel: ``k + (k - 1)(d - 1) = d(k - 1) + 1``.
 
@@ -179,7 +226,14 @@ def effective_kernel_size(kernel_size, dilation=1):
     >>> effective_kernel_size(3, dilation=2)
     5
     """
+    _check_sizes("effective_kernel_size", kernel_size=kernel_size, dilation=dilation)
     return dilation * (kernel_size - 1) + 1
+
+
+def _output_length(size, kernel_size, stride, padding, dilation):
+    """:func:`conv_output_size` of validated arguments, ``padding`` a pair
+    ``(before, after)``; may be < 1 (the operators say why in their own words)."""
+    return (size + padding[0] + padding[1] - dilation * (kernel_size - 1) - 1) // stride + 1
 
 
 def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
@@ -188,14 +242,34 @@ def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
     ``floor((size + 2 padding - dilation (kernel_size - 1) - 1) / stride) + 1``; the
     ``padding`` may also be a pair ``(before, after)``.
 
+    Raises
+    ------
+    ValueError
+        When an argument is out of range, or the dilated kernel is larger than the
+        padded input (no output).
+
     Examples
     --------
     >>> conv_output_size(32, 3, stride=2, padding=1)
     16
     """
-    before, after = (padding, padding) if np.isscalar(padding) else padding
-    span = size + before + after - effective_kernel_size(kernel_size, dilation)
-    return span // stride + 1
+    op = "conv_output_size"
+    _check_sizes(op, size=size, kernel_size=kernel_size, stride=stride, dilation=dilation)
+    pads = check_pair(op, "padding", padding, minimum=0)
+    out = _output_length(size, kernel_size, stride, pads, dilation)
+    if out < 1:
+        raise ValueError(f"{op}: the dilated kernel dilation·(kernel_size - 1) + 1 = "
+                         f"{effective_kernel_size(kernel_size, dilation)} (kernel_size="
+                         f"{kernel_size}, dilation={dilation}) is larger than the padded "
+                         f"input of length {size + sum(pads)} (size={size}, padding="
+                         f"{padding}): there is no output")
+    return out
+
+
+def _transposed_length(size, kernel_size, stride, padding, output_padding, dilation):
+    """:func:`conv_transpose_output_size` of validated arguments; may be < 1."""
+    return ((size - 1) * stride - 2 * padding + dilation * (kernel_size - 1)
+            + output_padding + 1)
 
 
 def conv_transpose_output_size(size, kernel_size, stride=1, padding=0, output_padding=0,
@@ -206,13 +280,31 @@ def conv_transpose_output_size(size, kernel_size, stride=1, padding=0, output_pa
     the largest input length that the matching convolution maps to ``size`` is this
     with ``output_padding = stride - 1``.
 
+    Raises
+    ------
+    ValueError
+        When an argument is out of range (``output_padding`` must be smaller than
+        ``max(stride, dilation)``, as in PyTorch), or the padding leaves no output.
+
     Examples
     --------
     >>> conv_transpose_output_size(16, 4, stride=2, padding=1)
     32
     """
-    return ((size - 1) * stride - 2 * padding + effective_kernel_size(kernel_size, dilation)
-            + output_padding)
+    op = "conv_transpose_output_size"
+    _check_sizes(op, size=size, kernel_size=kernel_size, stride=stride, padding=padding,
+                 output_padding=output_padding, dilation=dilation)
+    if output_padding >= max(stride, dilation):
+        raise ValueError(f"{op}: output_padding must be smaller than max(stride, "
+                         f"dilation) = {max(stride, dilation)}, got {output_padding}")
+    out = _transposed_length(size, kernel_size, stride, padding, output_padding, dilation)
+    if out < 1:
+        raise ValueError(f"{op}: (size - 1)·stride - 2·padding + dilation·(kernel_size - "
+                         f"1) + output_padding + 1 = {out} for size={size}, kernel_size="
+                         f"{kernel_size}, stride={stride}, padding={padding}, "
+                         f"output_padding={output_padding}, dilation={dilation}: too "
+                         f"much padding, there is no output")
+    return out
 
 
 def receptive_field(layers):
@@ -237,11 +329,22 @@ def receptive_field(layers):
     15
     """
     field, jump = 1, 1
-    for layer in layers:
-        kernel_size, stride, dilation = (tuple(layer) + (1, 1))[:3]
+    for index, layer in enumerate(layers):
+        kernel_size, stride, dilation = _check_layer(index, layer)
         field += (effective_kernel_size(kernel_size, dilation) - 1) * jump
         jump *= stride
     return field
+
+
+def _check_layer(index, layer):
+    """Layer ``index`` of :func:`receptive_field` as (kernel_size, stride, dilation)."""
+    where = f"receptive_field: layers[{index}]"
+    if not isinstance(layer, (tuple, list)) or not 1 <= len(layer) <= 3:
+        raise TypeError(f"{where} must be a tuple (kernel_size, stride, dilation), "
+                        f"stride and dilation optional, got {type(layer).__name__} "
+                        f"{layer!r}")
+    kernel_size, stride, dilation = tuple(layer) + (1, 1)[len(layer) - 1:]  # default 1
+    return _check_sizes(where, kernel_size=kernel_size, stride=stride, dilation=dilation)
 
 
 def pool_output_size(size, kernel_size, stride, padding=0, dilation=1, ceil_mode=False):
@@ -255,7 +358,7 @@ def pool_output_size(size, kernel_size, stride, padding=0, dilation=1, ceil_mode
     >>> pool_output_size(5, 2, 2, ceil_mode=True)
     3
     """
-    span = size + 2 * padding - effective_kernel_size(kernel_size, dilation)
+    span = size + 2 * padding - dilation * (kernel_size - 1) - 1  # padded - dilated kernel
     if not ceil_mode:
         return span // stride + 1
     out = -(-span // stride) + 1

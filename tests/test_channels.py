@@ -309,6 +309,20 @@ def test_depthwise_separable_conv_bad_input(rng, change, match):
         fancydl.depthwise_separable_conv(**arrays)
 
 
+@pytest.mark.parametrize("shape", [(1, 3, 0, 5), (2, 3, 4, 0)])
+def test_blocks_refuse_an_empty_image_naming_themselves(rng, shape):
+    """Issue D4: with padding, conv2d accepted a 0-row input (PyTorch refuses it), and
+    so did the blocks built on it."""
+    x = np.zeros(shape)
+    _, wd, wp, _, _ = _separable_arrays(rng, 1, 3, 1, 4, 5, 3, np.float64)
+    with pytest.raises(ValueError, match=r"depthwise_separable_conv: input must have a "
+                                         r"non-empty height and width"):
+        fancydl.depthwise_separable_conv(x, wd, wp, padding=2)
+    args = _shufflenet_arrays(rng, 1, 6, 6, 3, 4, 3, np.float64)
+    with pytest.raises(ValueError, match=r"shufflenet_unit: input must have a non-empty"):
+        fancydl.shufflenet_unit(np.zeros(shape[:1] + (6,) + shape[2:]), *args[1:])
+
+
 # --- ShuffleNet unit --------------------------------------------------------------------
 
 def _shufflenet_arrays(rng, n, channels, mid, groups, size, k, dtype, bias=True):
@@ -411,6 +425,11 @@ def test_counting_known_values():
     (lambda: fancydl.conv2d_macs(4, 4, 3, 8, stride=0), ValueError, r"stride must be"),
     (lambda: fancydl.conv2d_macs(4, 4, 3, 8, padding=-1), ValueError, r"padding must be"),
     (lambda: fancydl.conv2d_macs(4, 4.0, 3, 8), TypeError, r"out_channels must be an int"),
+    # issue D5: a configuration with no output is refused (it counted 0), as torch does
+    (lambda: fancydl.conv2d_macs(4, 4, 5, (8, 2)), ValueError,
+     r"conv2d_macs: the dilated kernel \(5, 5\) .*larger than the padded input \(8, 2\)"),
+    (lambda: fancydl.conv2d_macs(4, 4, 1, (0, 4), padding=1), ValueError,
+     r"input_size must be a positive int"),
 ])
 def test_counting_bad_input(call, error, match):
     with pytest.raises(error, match=match):

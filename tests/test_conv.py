@@ -11,7 +11,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import assume, given, strategies as st
 
 import fancydl
 from fancydl import conv as conv_module
@@ -89,9 +89,8 @@ def conv_transpose_cases(draw):
     ah = draw(st.integers(0, max(sh, dh) - 1))
     aw = draw(st.integers(0, max(sw, dw) - 1))
     height, width = draw(st.integers(1, 5)), draw(st.integers(1, 5))
-    out = (conv_transpose_output_size(height, kh, sh, ph, ah, dh),
-           conv_transpose_output_size(width, kw, sw, pw, aw, dw))
-    if min(out) <= 0:  # too much padding for this input: make the padding fit
+    if (height - 1) * sh + dh * (kh - 1) + ah < 2 * ph or (
+            (width - 1) * sw + dw * (kw - 1) + aw < 2 * pw):  # no output: make it fit
         ph = pw = 0
     return dict(
         x_shape=(draw(st.integers(1, 3)), c_in, height, width),
@@ -296,10 +295,9 @@ def test_conv2d_with_a_non_finite_weight_propagates_nan_like_torch(
     w = rng.standard_normal((4 * groups, channels // groups, kernel, kernel))
     w[0, 0, 0, 0], w[-1, -1, -1, 1] = np.inf, np.nan
     kwargs = dict(stride=stride, padding=1, groups=groups)
-    with np.errstate(invalid="ignore"):  # the im2col GEMM warns of its 0 · inf
-        out, pullback = fancydl.vjp(lambda x, w: fancydl.conv2d(x, w, **kwargs), x, w)
-        upstream = rng.standard_normal(out.shape)
-        mine = (out,) + tuple(pullback(upstream))
+    out, pullback = fancydl.vjp(lambda x, w: fancydl.conv2d(x, w, **kwargs), x, w)
+    upstream = rng.standard_normal(out.shape)
+    mine = (out,) + tuple(pullback(upstream))
     for a, b in zip(mine, _torch_call(torch.nn.functional.conv2d, x, w, upstream, kwargs)):
         np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
         finite = np.isfinite(b)
@@ -473,10 +471,10 @@ def test_conv_transpose2d_by_stride_phases_matches_torch(case):
     case["w_shape"] = (case["x_shape"][1],) + case["w_shape"][1:]
     case["kwargs"]["groups"] = 1
     rng, x, w, b = make_arrays(case, transposed=True)
-    geom, _ = conv_module._conv_transpose2d_geometry(
+    geom, out_size = conv_module._conv_transpose2d_geometry(
         "conv_transpose2d", x, w, b, **case["kwargs"], dilation=1)
     with mock.patch.object(conv_module, "SHIFTED_GEMM_MIN_CHANNELS", 1):
-        assert conv_module._use_transposed_phases(x, w, geom)
+        assert conv_module._use_transposed_phases(x, w, geom, out_size)
         check_against_torch(fancydl.conv_transpose2d, torch.nn.functional.conv_transpose2d,
                             x, w, b, rng, case["kwargs"], case["dtype"])
 
@@ -497,9 +495,9 @@ def test_conv_transpose2d_by_stride_phases_one_gradient_at_a_time(rng):
 def test_conv_transpose2d_by_stride_phases_gradcheck():
     rng = np.random.default_rng(3)
     x, w = rng.standard_normal((2, 3, 3, 4)), rng.standard_normal((3, 4, 4, 2))
-    geom, _ = conv_module._conv_transpose2d_geometry(
+    geom, out_size = conv_module._conv_transpose2d_geometry(
         "conv_transpose2d", x, w, None, (2, 2), (1, 0), (1, 0), 1, 1)
-    assert conv_module._use_transposed_phases(x, w, geom)
+    assert conv_module._use_transposed_phases(x, w, geom, out_size)
     assert fancydl.gradcheck(lambda x, w: fancydl.conv_transpose2d(
         x, w, stride=2, padding=(1, 0), output_padding=(1, 0)), x, w)
 
@@ -508,9 +506,9 @@ def test_conv_transpose2d_beyond_the_workspace_takes_the_im2col_backward(rng, mo
     torch = pytest.importorskip("torch")
     x, w = rng.standard_normal((3, 8, 5, 5)), rng.standard_normal((8, 4, 4, 4))
     monkeypatch.setattr(windows, "WORKSPACE_BYTES", 1000)
-    geom, _ = conv_module._conv_transpose2d_geometry(
+    geom, out_size = conv_module._conv_transpose2d_geometry(
         "conv_transpose2d", x, w, None, 2, 1, 0, 1, 1)
-    assert not conv_module._use_transposed_phases(x, w, geom)
+    assert not conv_module._use_transposed_phases(x, w, geom, out_size)
     check_against_torch(fancydl.conv_transpose2d, torch.nn.functional.conv_transpose2d,
                         x, w, None, rng, dict(stride=2, padding=1), np.float64)
 
@@ -531,10 +529,8 @@ def test_conv_transpose2d_by_stride_phases_propagates_nan_and_inf_like_torch(rng
         w[1, 2, 0, 3], w[6, 0, 2, 2] = np.inf, np.nan
     else:
         upstream[0, 0, 0, -1], upstream[1, 2, 5, 0] = np.nan, -np.inf
-    with np.errstate(invalid="ignore"):  # the im2col GEMM warns of its 0 · inf
-        out, pullback = fancydl.vjp(
-            lambda x, w: fancydl.conv_transpose2d(x, w, **kwargs), x, w)
-        mine = (out,) + tuple(pullback(upstream))
+    out, pullback = fancydl.vjp(lambda x, w: fancydl.conv_transpose2d(x, w, **kwargs), x, w)
+    mine = (out,) + tuple(pullback(upstream))
     theirs = _torch_call(torch.nn.functional.conv_transpose2d, x, w, upstream, kwargs)
     for a, b in zip(mine, theirs):
         np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
@@ -595,6 +591,10 @@ def window_cases(draw):
 
 @given(window_cases())
 def test_im2col_and_col2im_match_unfold_and_fold(case):
+    check_unfold_and_fold_against_torch(case)
+
+
+def check_unfold_and_fold_against_torch(case):
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
     rng = np.random.default_rng(case["seed"])
@@ -648,24 +648,66 @@ def test_im2col_col2im_gradcheck(rng):
 
 # --- output-size arithmetic ---------------------------------------------------------
 
-@given(st.integers(1, 20), st.integers(1, 5), st.integers(1, 4), st.integers(0, 3),
+def _size_or_error(call):
+    """The output length ``call()`` gives, or "error" when it raises (ValueError for
+    fancydl, RuntimeError for torch)."""
+    try:
+        return call()
+    except (ValueError, RuntimeError):
+        return "error"
+
+
+@given(st.integers(1, 20), st.integers(1, 5), st.integers(1, 4), st.integers(0, 12),
        st.integers(1, 3))
-def test_output_sizes_match_torch(size, kernel, stride, padding, dilation):
+def test_output_sizes_match_torch_or_raise_where_it_raises(size, kernel, stride, padding,
+                                                           dilation):
+    """Issue D5: a size that comes out < 1 is an error, where it was returned (-1)."""
     torch = pytest.importorskip("torch")
+    F = torch.nn.functional
     x = torch.zeros(1, 1, size, 1)
     w = torch.zeros(1, 1, kernel, 1)
-    out = conv_output_size(size, kernel, stride, padding, dilation)
-    if out >= 1:
-        ref = torch.nn.functional.conv2d(x, w, stride=(stride, 1), padding=(padding, 0),
-                                         dilation=(dilation, 1))
-        assert ref.shape[2] == out
+    ours = _size_or_error(lambda: conv_output_size(size, kernel, stride, padding,
+                                                   dilation))
+    theirs = _size_or_error(lambda: F.conv2d(x, w, stride=(stride, 1), padding=(padding, 0),
+                                             dilation=(dilation, 1)).shape[2])
+    assert ours == theirs
     for extra in range(max(stride, dilation)):
-        t_out = conv_transpose_output_size(size, kernel, stride, padding, extra, dilation)
-        if t_out >= 1:
-            ref = torch.nn.functional.conv_transpose2d(
-                x, w, stride=(stride, 1), padding=(padding, 0), output_padding=(extra, 0),
-                dilation=(dilation, 1))
-            assert ref.shape[2] == t_out
+        ours = _size_or_error(lambda: conv_transpose_output_size(
+            size, kernel, stride, padding, extra, dilation))
+        theirs = _size_or_error(lambda: F.conv_transpose2d(
+            x, w, stride=(stride, 1), padding=(padding, 0), output_padding=(extra, 0),
+            dilation=(dilation, 1)).shape[2])
+        assert ours == theirs
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: conv_output_size(5, 3, 0), ValueError, r"conv_output_size: stride must be "
+                                                    r">= 1, got 0"),
+    (lambda: conv_output_size(1, 5, 2), ValueError,
+     r"conv_output_size: the dilated kernel .* = 5 .*larger than the padded input of "
+     r"length 1 .*no output"),
+    (lambda: conv_output_size(5, 3, 1, -1), ValueError, r"padding must be .*got -1"),
+    (lambda: conv_output_size(5, 3, 1, (0, -1)), ValueError, r"padding must be .*got"),
+    (lambda: conv_output_size(5.0, 3), TypeError, r"size must be an int, got float"),
+    (lambda: conv_transpose_output_size(1, 1, 1, 5), ValueError,
+     r"conv_transpose_output_size: .* = -9 .*too much padding"),
+    (lambda: conv_transpose_output_size(4, 3, 2, 0, 2), ValueError,
+     r"output_padding must be smaller than max\(stride, dilation\) = 2, got 2"),
+    (lambda: conv_transpose_output_size(4, 0), ValueError, r"kernel_size must be >= 1"),
+    (lambda: effective_kernel_size(0, 2), ValueError,
+     r"effective_kernel_size: kernel_size must be >= 1, got 0"),
+    (lambda: effective_kernel_size(3, 0), ValueError, r"dilation must be >= 1, got 0"),
+    (lambda: receptive_field([(3, 0), (3, 1)]), ValueError,
+     r"receptive_field: layers\[0\]: stride must be >= 1, got 0"),
+    (lambda: receptive_field([(3, 1), (0,)]), ValueError,
+     r"layers\[1\]: kernel_size must be >= 1"),
+    (lambda: receptive_field([3, 3]), TypeError,
+     r"receptive_field: layers\[0\] must be a tuple \(kernel_size, stride, dilation\)"),
+    (lambda: receptive_field([(3, 1, 1, 1)]), TypeError, r"layers\[0\] must be a tuple"),
+])
+def test_size_helpers_refuse_bad_arguments_naming_them(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
 
 
 @given(st.lists(st.tuples(st.integers(1, 4), st.integers(1, 3), st.integers(1, 3)),
@@ -779,8 +821,10 @@ def _torch_call(torch_fn, x, w, upstream, kwargs):
     (True, 4, (4, 3, 4, 4), dict(stride=2, padding=1)),        # transposed, im2col
     (True, 16, (16, 3, 4, 4), dict(stride=2, padding=1)),      # transposed, phases
     (True, 4, (4, 1, 3, 3), dict(groups=4, padding=1)),        # transposed depthwise
+    (False, 4, (6, 2, 3, 3), dict(groups=2, stride=20, padding=30)),   # gathered
+    (True, 4, (4, 3, 3, 3), dict(stride=20, padding=50)),      # transposed, gathered
 ], ids=["im2col", "shifted", "phases", "grouped", "1x1", "depthwise", "depthwise-s2",
-        "T-im2col", "T-phases", "T-depthwise"])
+        "T-im2col", "T-phases", "T-depthwise", "gathered", "T-gathered"])
 def test_empty_batch_matches_torch_forward_and_backward(rng, transposed, c_in, w_shape,
                                                         kwargs):
     torch = pytest.importorskip("torch")
@@ -827,7 +871,10 @@ def _torch_raises(call):
     ((2, 4, 5, 5), (4, 6, 3, 0), True, r"weight must have no empty dimension"),
     ((2, 4, 5, 5), (4, 0, 3, 3), True, r"weight must have no empty dimension"),
     ((2, 0, 5, 5), (0, 3, 3, 3), True, r"weight must have no empty dimension"),
-    ((2, 4, 0, 5), (6, 4, 1, 1), False, r"larger than the padded input"),
+    ((2, 4, 0, 5), (6, 4, 1, 1), False, r"non-empty height and width"),
+    ((1, 3, 0, 5), (2, 3, 3, 3), False, r"input must have a non-empty height"),
+    ((1, 4, 0, 3), (4, 2, 3, 3), True, r"input must have a non-empty height"),
+    ((1, 4, 3, 0), (4, 2, 1, 1), True, r"input must have a non-empty height"),
 ])
 def test_empty_dimensions_raise_where_torch_raises(x_shape, w_shape, transposed, match):
     torch = pytest.importorskip("torch")
@@ -1063,3 +1110,331 @@ def test_shared_im2col_backward_equals_the_separate_kernels(channels, out_channe
     np.testing.assert_allclose(shared[0], conv_module._conv_forward(g, w, geom), atol=1e-12)
     np.testing.assert_allclose(shared[1], conv_module._conv_weight_grad(x, g, w.shape, geom),
                                atol=1e-12)
+
+
+# --- non-finite values on the depthwise shared-columns backward (issue D1) ---------------
+
+def assert_matches_non_finite(mine, theirs, rtol=1e-10):
+    """Same NaN and ±inf entries; the finite ones close."""
+    theirs = np.asarray(theirs)
+    assert mine.shape == theirs.shape
+    np.testing.assert_array_equal(np.isnan(mine), np.isnan(theirs))
+    finite = np.isfinite(theirs)
+    np.testing.assert_array_equal(mine[~finite], theirs[~finite])
+    scale = max(1.0, float(np.abs(theirs[finite]).max(initial=0.0)))
+    np.testing.assert_allclose(mine[finite], theirs[finite], rtol=rtol, atol=rtol * scale)
+
+
+NON_FINITE = st.sampled_from([np.inf, -np.inf, np.nan])
+
+
+@given(channels=st.integers(2, 4), kernel=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+       dilation=st.sampled_from([1, 2, (2, 1)]),
+       padding=st.sampled_from([1, 2, (2, 0), (0, 1), "same"]),
+       bad_weights=st.lists(st.tuples(st.integers(0, 10**6), NON_FINITE), max_size=2),
+       bad_upstream=st.lists(st.tuples(st.integers(0, 10**6), NON_FINITE), max_size=2),
+       seed=st.integers(0, 2**31 - 1))
+def test_depthwise_shared_columns_backward_with_non_finite_values_matches_torch(
+        channels, kernel, dilation, padding, bad_weights, bad_upstream, seed):
+    """Issue D1: the input-gradient of the shared-columns backward multiplies the
+    rotated kernels by the zero padding around the upstream gradient; an infinite weight
+    made NaN where PyTorch's input-gradient is finite or ±inf."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, channels, 7, 8))
+    w = rng.standard_normal((channels, 1) + kernel)
+    for index, value in bad_weights:
+        w.flat[index % w.size] = value
+    kwargs = dict(padding=padding, dilation=dilation, groups=channels)
+    geom = conv_module._conv2d_geometry("conv2d", x, w, None, 1, padding, dilation,
+                                        channels)
+    out_shape = (2, channels) + geom.output_size(7, 8)
+    assume(conv_module._is_full_correlation(out_shape, x.shape, geom))
+    upstream = rng.standard_normal(out_shape)
+    for index, value in bad_upstream:
+        upstream.flat[index % upstream.size] = value
+    with mock.patch.object(conv_module, "_depthwise_planes_backward",
+                           wraps=conv_module._depthwise_planes_backward) as shared:
+        out, pullback = fancydl.vjp(lambda x, w: fancydl.conv2d(x, w, **kwargs), x, w)
+        mine = (out,) + tuple(pullback(upstream))
+    assert shared.called
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Using padding='same'")
+        theirs = _torch_call(torch.nn.functional.conv2d, x, w, upstream, kwargs)
+    for a, b in zip(mine, theirs):
+        assert_matches_non_finite(a, b)
+
+
+def test_depthwise_shared_columns_input_gradient_of_an_infinite_weight_is_torchs():
+    """The reviewer's case: PyTorch's input-gradient is [[inf inf 4] [inf inf 6]
+    [4 6 4]] (ours had NaN in the last row and column)."""
+    x, w, g = np.ones((1, 2, 3, 3)), np.ones((2, 1, 3, 3)), np.ones((1, 2, 3, 3))
+    w[0, 0, 0, 0] = np.inf
+    _, pullback = fancydl.vjp(lambda x, w: fancydl.conv2d(x, w, padding=1, groups=2), x, w)
+    np.testing.assert_array_equal(pullback(g)[0][0, 0], [[np.inf, np.inf, 4],
+                                                         [np.inf, np.inf, 6], [4, 6, 4]])
+
+
+# --- padding, stride or dilation much larger than the kernel (issue D2) -----------------
+
+@given(conv_cases())
+def test_gathered_columns_path_matches_torch(case):
+    """Every conv2d geometry through the gathered strategy (forced on)."""
+    torch = pytest.importorskip("torch")
+    rng, x, w, b = make_arrays(case)
+    with mock.patch.object(conv_module, "MOSTLY_PADDING_RATIO", 0):
+        check_against_torch(fancydl.conv2d, torch.nn.functional.conv2d, x, w, b, rng,
+                            case["kwargs"], case["dtype"])
+
+
+@given(conv_transpose_cases())
+def test_conv_transpose2d_through_the_gathered_columns_path_matches_torch(case):
+    torch = pytest.importorskip("torch")
+    rng, x, w, b = make_arrays(case, transposed=True)
+    with mock.patch.object(conv_module, "MOSTLY_PADDING_RATIO", 0):
+        check_against_torch(fancydl.conv_transpose2d, torch.nn.functional.conv_transpose2d,
+                            x, w, b, rng, case["kwargs"], case["dtype"])
+
+
+@given(window_cases())
+def test_im2col_and_col2im_through_gathered_columns_match_unfold_and_fold(case):
+    with mock.patch.object(conv_module, "MOSTLY_PADDING_RATIO", 0):
+        check_unfold_and_fold_against_torch(case)
+
+
+@st.composite
+def huge_window_cases(draw):
+    """Small float64 arrays, paddings, strides and dilations up to tens of times the
+    image: calls whose padded input is mostly padding."""
+    groups = draw(st.integers(1, 2))
+    c_in, c_out = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    kernel = draw(st.tuples(st.integers(1, 3), st.integers(1, 3)))
+    stride = draw(st.tuples(st.integers(1, 60), st.integers(1, 60)))
+    padding = draw(st.tuples(st.integers(0, 60), st.integers(0, 60)))
+    dilation = draw(st.tuples(st.integers(1, 40), st.integers(1, 40)))
+    size = draw(st.tuples(st.integers(1, 4), st.integers(1, 4)))
+    return dict(groups=groups, c_in=c_in, c_out=c_out, kernel=kernel, stride=stride,
+                padding=padding, dilation=dilation, size=size,
+                batch=draw(st.integers(1, 2)), seed=draw(st.integers(0, 2**31 - 1)))
+
+
+@given(huge_window_cases())
+def test_huge_padding_stride_and_dilation_match_torch(case):
+    """Issue D2: conv2d, conv_transpose2d and im2col/col2im on the gathered columns,
+    forward and every gradient (random upstream), where the padded input would be
+    mostly padding."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(case["seed"])
+    kernel, stride, padding, dilation = (case[k] for k in ("kernel", "stride", "padding",
+                                                           "dilation"))
+    geom = WindowGeometry.symmetric(kernel, stride, padding, dilation, case["groups"])
+    out_size = geom.output_size(*case["size"])
+    assume(min(out_size) >= 1 and conv_module._mostly_padding(geom, case["size"], out_size))
+    x = rng.standard_normal((case["batch"], case["c_in"]) + case["size"])
+    w = rng.standard_normal((case["c_out"], case["c_in"] // case["groups"]) + kernel)
+    b = rng.standard_normal(case["c_out"])
+    kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=case["groups"])
+    check_against_torch(fancydl.conv2d, F.conv2d, x, w, b, rng, kwargs, np.float64)
+    # conv_transpose2d of the output back to x's size (it is that conv2d's input-gradient)
+    extra = tuple((n + 2 * p - d * (k - 1) - 1) % s for n, k, s, p, d in
+                  zip(case["size"], kernel, stride, padding, dilation))
+    assume(all(a < max(s, d) for a, s, d in zip(extra, stride, dilation)))
+    y = rng.standard_normal((case["batch"], case["c_out"]) + out_size)
+    check_against_torch(fancydl.conv_transpose2d, F.conv_transpose2d, y, w, None, rng,
+                        dict(kwargs, output_padding=extra), np.float64)
+    check_unfold_and_fold_against_torch(dict(
+        shape=x.shape, dtype=np.float64, seed=case["seed"],
+        kwargs=dict(kernel_size=kernel, dilation=dilation, padding=padding, stride=stride)))
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_gathered_columns_give_torchs_nan_and_inf(rng, transposed):
+    """The gathered columns hold zeros for the padding: an infinite weight times them is
+    NaN in the forward pass, an infinite upstream value times them NaN in the
+    weight-gradient, as in PyTorch; the input-gradient drops the padding's products."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    x = rng.standard_normal((2, 2, 3, 4))
+    w = rng.standard_normal((2, 3, 3, 2) if transposed else (3, 2, 3, 2))
+    w[0, 1, 0, 1], w[1, 0, 2, 0] = np.inf, np.nan
+    x[1, 0, 2, 3] = -np.inf
+    kwargs = dict(stride=(7, 5), padding=(9, 6), dilation=(3, 2))
+    fancy_fn, torch_fn = ((fancydl.conv_transpose2d, F.conv_transpose2d) if transposed
+                          else (fancydl.conv2d, F.conv2d))
+    out, pullback = fancydl.vjp(lambda x, w: fancy_fn(x, w, **kwargs), x, w)
+    upstream = rng.standard_normal(out.shape)
+    upstream[0, 1, 0, 0], upstream[1, 0, -1, -1] = np.inf, np.nan
+    mine = (out,) + tuple(pullback(upstream))
+    for a, b in zip(mine, _torch_call(torch_fn, x, w, upstream, kwargs)):
+        assert_matches_non_finite(a, b)
+
+
+@pytest.mark.parametrize("op, x_shape, w_shape, kwargs", [
+    ("conv2d", (1, 1, 1, 1), (1, 1, 1, 1), dict(stride=10**6, padding=10**6)),
+    ("conv2d", (1, 16, 8, 8), (4, 16, 3, 3), dict(stride=1000, padding=1000)),
+    ("conv2d", (1, 16, 8, 8), (4, 16, 3, 3), dict(padding="same", dilation=10**5)),
+    ("conv2d", (2, 8, 8, 8), (8, 1, 8, 8), dict(padding="same", dilation=1000, groups=8)),
+    ("conv_transpose2d", (1, 4, 3, 3), (4, 2, 3, 3), dict(stride=1000, padding=999)),
+    ("im2col", (1, 16, 8, 8), None, dict(kernel_size=3, padding=10**5, stride=10**5)),
+    ("col2im", (1, 9, 9), None, dict(output_size=(8, 8), kernel_size=3, padding=10**5,
+                                     stride=10**5)),
+], ids=["1x1-stride-1e6", "pad-stride-1000", "same-dilation-1e5", "depthwise-dilation-1000",
+        "transposed-stride-1000", "im2col", "col2im"])
+def test_extreme_geometries_cost_the_input_and_output_not_the_padding(op, x_shape, w_shape,
+                                                                     kwargs):
+    """Issue D2: these built the whole padded input (29 TiB, 74.5 GiB, 430 MiB, 31 MiB,
+    ...) for outputs of a few pixels; forward and backward now stay within a few MiB
+    (the largest, depthwise, has 0.5 MiB of columns)."""
+    import tracemalloc
+    f = getattr(fancydl, op)
+    arrays = (np.ones(x_shape),) + (() if w_shape is None else (np.ones(w_shape),))
+    tracemalloc.start()
+    out, pullback = fancydl.vjp(lambda *arrays: f(*arrays, **kwargs), *arrays)
+    grads = pullback(np.ones(out.shape))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert all(g.shape == a.shape for g, a in zip(grads, arrays))
+    assert peak < 4 * 2**20
+
+
+# --- one large image through the depthwise columns (issue D3) ----------------------------
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_single_image_depthwise_columns_stay_within_their_block_budget(rng, stride):
+    """One channel of one image's columns (49 × 390² float32, 28 MiB with stride 1, 7
+    MiB with stride 2) exceeded the block budget, and a block held at least one image:
+    the columns are now cut into blocks of rows, forward and backward (memory near the
+    input, output and gradients)."""
+    import tracemalloc
+    x = rng.standard_normal((1, 2, 384, 384)).astype(np.float32)
+    w = rng.standard_normal((2, 1, 7, 7)).astype(np.float32)
+    kwargs = dict(stride=stride, padding=3, groups=2)
+    out = fancydl.conv2d(x, w, **kwargs)
+    g = rng.standard_normal(out.shape).astype(np.float32)
+    tracemalloc.start()
+    out, pullback = fancydl.vjp(lambda x, w: fancydl.conv2d(x, w, **kwargs), x, w)
+    forward_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.reset_peak()
+    pullback(g)
+    backward_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    columns = 2 * conv_module.COLUMN_BLOCK_BYTES + 2**20   # a block per core, and a row
+    assert forward_peak < 1.2 * x.nbytes + out.nbytes + columns
+    assert backward_peak < 1.2 * (x.nbytes + 2 * g.nbytes) + out.nbytes + columns
+
+
+@pytest.mark.parametrize("kernel, kwargs", [
+    ((3, 3), dict(padding=1)), ((3, 2), dict(padding=(0, 2))), ((2, 3), dict(padding="same",
+                                                                             dilation=2)),
+    ((3, 3), dict(stride=2, padding=1)), ((2, 2), dict(stride=(1, 2)))],
+    ids=["same", "uneven", "same-dilated", "strided", "valid"])
+def test_depthwise_columns_in_row_blocks_match_torch(rng, monkeypatch, kernel, kwargs):
+    """A block budget below one image's columns: each block holds a few grid rows of
+    one image, in the forward pass, the shared-columns backward (both its grid
+    layouts) and the strided weight-gradient."""
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(conv_module, "COLUMN_BLOCK_BYTES", 600)
+    x = rng.standard_normal((2, 3, 9, 8))
+    w = rng.standard_normal((6, 1) + kernel) if "stride" in kwargs else \
+        rng.standard_normal((3, 1) + kernel)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Using padding='same'")
+        check_against_torch(fancydl.conv2d, torch.nn.functional.conv2d, x, w, None, rng,
+                            dict(kwargs, groups=3), np.float64)
+
+
+# --- one-element sequences for both axes, as PyTorch's conv2d (issue D6) -----------------
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("name, value", [("stride", (2,)), ("padding", [1]),
+                                         ("dilation", (2,)), ("output_padding", (1,))])
+def test_one_element_sequences_are_expanded_like_torch(rng, transposed, name, value):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    if name == "output_padding" and not transposed:
+        return
+    x = rng.standard_normal((2, 3, 7, 6))
+    w = rng.standard_normal((3, 2, 3, 3))
+    kwargs = {name: value}
+    if name == "output_padding":
+        kwargs["stride"] = 2
+    fancy_fn, torch_fn = ((fancydl.conv_transpose2d, F.conv_transpose2d) if transposed
+                          else (fancydl.conv2d, F.conv2d))
+    w = w if transposed else w.transpose(1, 0, 2, 3).copy()
+    check_against_torch(fancy_fn, torch_fn, x, w, None, rng, kwargs, np.float64)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: fancydl.conv2d(X, W, groups=2, stride=(1, 1, 1)), TypeError,
+     r"conv2d: stride must be a positive int or a sequence of one or two of them"),
+    (lambda: fancydl.conv2d(X, W, groups=2, stride=()), TypeError, r"stride"),
+    (lambda: fancydl.conv2d(X, W, groups=2, padding=(-1,)), ValueError, r"padding .*-1"),
+    (lambda: fancydl.conv_transpose2d(X, WT, dilation=(0,)), ValueError, r"dilation"),
+    (lambda: fancydl.im2col(X, (2,)), TypeError, r"im2col: kernel_size must be a positive "
+                                                 r"int or a pair of them"),
+    (lambda: fancydl.col2im(np.zeros((1, 4, 16)), (5,), 2), TypeError, r"output_size"),
+])
+def test_other_sequence_lengths_are_refused_like_torch(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+# --- no RuntimeWarning on non-finite or overflowing values (issue D7) ------------------
+
+@pytest.mark.parametrize("transposed, c_in, w_shape, kwargs", [
+    (False, 3, (4, 3, 3, 3), dict(padding=1)),                   # im2col
+    (False, 3, (4, 3, 3, 3), dict(stride=2, padding=1)),         # im2col, strided
+    (False, 16, (4, 16, 3, 3), dict(padding=1)),                 # shifted GEMM
+    (False, 16, (4, 16, 2, 2), dict(stride=2)),                  # phase GEMM
+    (False, 4, (4, 1, 3, 3), dict(groups=4, padding=1)),         # depthwise, shared columns
+    (False, 4, (8, 1, 3, 3), dict(groups=4, stride=2, padding=1)),   # depthwise, strided
+    (False, 4, (4, 4, 3, 3), dict(stride=9, padding=20)),        # gathered
+    (True, 4, (4, 3, 3, 3), dict(stride=2, padding=1)),          # transposed, im2col
+    (True, 16, (16, 3, 4, 4), dict(stride=2, padding=1)),        # transposed, phases
+    (True, 4, (4, 1, 3, 3), dict(groups=4, padding=1)),          # transposed depthwise
+], ids=["im2col", "im2col-s2", "shifted", "phases", "depthwise", "depthwise-s2", "gathered",
+        "T-im2col", "T-phases", "T-depthwise"])
+@pytest.mark.parametrize("values", ["non-finite", "overflow"])
+def test_non_finite_and_overflowing_values_raise_no_warning(rng, transposed, c_in, w_shape,
+                                                            kwargs, values):
+    """NumPy warned "invalid value encountered in matmul" (an inf weight times the
+    padding), "overflow encountered in matmul" and "invalid value encountered in add";
+    the values were already PyTorch's."""
+    f = fancydl.conv_transpose2d if transposed else fancydl.conv2d
+    x = rng.standard_normal((2, c_in, 7, 6)).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    b = rng.standard_normal(w_shape[1] * kwargs.get("groups", 1) if transposed
+                            else w_shape[0]).astype(np.float32)
+    if values == "non-finite":
+        w.flat[0], x[0, 0, 0, 0], b[0] = np.inf, -np.inf, -np.inf
+    else:
+        x *= np.float32(3e37)
+        w *= np.float32(4.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out, pullback = fancydl.vjp(lambda x, w, b: f(x, w, b, **kwargs), x, w, b)
+        upstream = rng.standard_normal(out.shape).astype(np.float32)
+        upstream.flat[1] = np.nan if values == "non-finite" else np.float32(3e38)
+        pullback(upstream)
+        cols, pullback = fancydl.vjp(lambda x: fancydl.im2col(x, 3, padding=1), x)
+        pullback(np.full(cols.shape, np.float32(3e38)))
+        image, pullback = fancydl.vjp(lambda c: fancydl.col2im(c, (7, 6), 3, padding=1),
+                                      np.full(cols.shape, np.float32(3e38)))
+        pullback(image)
+
+
+def test_insert_zeros_keeps_an_empty_axis_empty():
+    """An axis of no pixel has no gap to fill: it used to ask NumPy for a negative size."""
+    x = np.ones((1, 1, 0, 3))
+    assert fancydl.insert_zeros(x, 2).shape == (1, 1, 0, 5)
+    assert fancydl.insert_zeros(x.transpose(0, 1, 3, 2), (3, 2)).shape == (1, 1, 7, 0)
+
+
+def test_conv2d_loops_refuses_traced_arguments():
+    """The loop reference has no backward: inside vjp it used to fail with NumPy's
+    "setting an array element with a sequence"."""
+    weight = np.ones((1, 1, 1, 1))
+    with pytest.raises(TypeError, match=r"conv2d_loops: a plain NumPy reference has no "
+                                        r"backward"):
+        fancydl.vjp(lambda x: fancydl.conv2d_loops(x, weight), np.ones((1, 1, 2, 2)))

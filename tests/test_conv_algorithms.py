@@ -135,3 +135,39 @@ def test_winograd_needs_3x3(rng):
     with pytest.raises(ValueError, match="3×3"):
         ca.conv2d_winograd_f23(rng.standard_normal((1, 2, 6, 6)),
                                rng.standard_normal((2, 2, 5, 5)))
+
+
+# --- non-finite values (issue D7 and the module's note) --------------------------------
+
+@pytest.mark.parametrize("name", list(ca.ALGORITHMS))
+def test_non_finite_values_raise_no_warning(name, rng):
+    """NumPy warned "invalid value encountered in matmul" (and "in fft")."""
+    import warnings
+    x = rng.standard_normal((2, 3, 8, 7))
+    x[0, 0, 3, 3], x[1, 2, 0, 0] = np.nan, np.inf
+    w = rng.standard_normal((2, 3, 3, 3))
+    w[1, 0, 0, 0] = -np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ca.ALGORITHMS[name](x, w, 1)
+        ca.ALGORITHMS[name](x * 1e300, w * 1e300, 1)
+
+
+def test_non_finite_pixels_spread_as_the_module_says(rng):
+    """Direct and im2col: exactly conv2d's NaN and ±inf; FFT: one NaN or inf pixel makes
+    its whole image NaN; Winograd: the 2×2 output tiles of the 4×4 tiles holding it."""
+    x = rng.standard_normal((2, 2, 8, 8))
+    x[0, 1, 3, 4] = np.inf
+    w = rng.standard_normal((3, 2, 3, 3))
+    expected = fancydl.conv2d(x, w, padding=1)
+    for name in ("direct", "im2col"):
+        out = ca.ALGORITHMS[name](x, w, 1)
+        np.testing.assert_array_equal(np.isnan(out), np.isnan(expected))
+        np.testing.assert_array_equal(np.isinf(out), np.isinf(expected))
+    assert np.isnan(ca.conv2d_fft(x, w, 1)[0]).all()
+    assert np.isfinite(ca.conv2d_fft(x, w, 1)[1]).all()
+    winograd = ca.conv2d_winograd_f23(x, w, 1)
+    tiles = np.zeros((8, 8), bool)
+    tiles[2:6, 2:6] = True   # padded pixel (4, 5): in the tiles at rows 2, 4 and cols 2, 4
+    np.testing.assert_array_equal(np.isnan(winograd[0]), np.broadcast_to(tiles, (3, 8, 8)))
+    assert np.isfinite(winograd[1]).all() and not np.isinf(winograd).any()

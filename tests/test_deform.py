@@ -321,11 +321,56 @@ def test_chunking_changes_nothing(rng, monkeypatch):
         return [out] + [g for g in pullback(upstream) if isinstance(g, np.ndarray)]
 
     whole = run()
-    monkeypatch.setattr(windows, "WORKSPACE_BYTES", 1)  # one image per chunk
     window = deform._window(w.shape[2:], (1, 1), (1, 1), (1, 1), spatial=x.shape[2:])
-    assert len(deform._chunks(deform._Deformation(x.shape, w.shape, 1, window), 8)) == 5
+    geometry = deform._Deformation(x.shape, w.shape, 1, window)
+    per_image = 5 * 6 * 9 * x.shape[1] * 8
+    monkeypatch.setattr(windows, "WORKSPACE_BYTES", per_image)  # one image per chunk
+    assert len(deform._chunks(geometry, 8)) == 5
     for a, c in zip(whole, run()):
         np.testing.assert_allclose(a, c, rtol=1e-13, atol=1e-13)
+    # Issue D3: a single image beyond the budget is cut into blocks of output rows.
+    monkeypatch.setattr(windows, "WORKSPACE_BYTES", per_image // 2)
+    pieces = deform._chunks(geometry, 8)
+    assert len(pieces) == 5 * 3 and all(rows.stop - rows.start <= 2 for _, rows in pieces)
+    for a, c in zip(whole, run()):
+        np.testing.assert_allclose(a, c, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("stride, padding, dilation", [(1, 1, 1), (2, 2, (1, 2)),
+                                                       ((3, 1), (0, 2), 2)])
+def test_row_blocks_of_one_image_match_the_reference(rng, monkeypatch, stride, padding,
+                                                     dilation):
+    """Issue D3: row blocks of a single image shift their windows' origin; every
+    gradient (the input's added up over the blocks) matches the reference."""
+    torch = pytest.importorskip("torch")
+    case = make_case(rng, np.float64, n=1, groups=2, offset_groups=2, channels_per=2,
+                     out_per=2, size=(9, 7), stride=stride, padding=padding,
+                     dilation=dilation, use_mask=True)
+    monkeypatch.setattr(windows, "WORKSPACE_BYTES", 1)  # one output row per piece
+    assert_matches_reference(torch, case, rng, np.float64)
+
+
+def test_single_image_memory_is_bounded_like_a_batch(rng):
+    """Issue D3: one (1, 4, 128, 128) image peaked at about twice the memory of the
+    same pixels as a batch of four (1, 4, 64, 64) images: it was one 4.7 MB column
+    chunk, not cut by rows."""
+    import tracemalloc
+
+    def peak(n, size):
+        x, o, w, b, m, kw = make_case(rng, np.float64, n=n, channels_per=4, out_per=4,
+                                      size=(size, size))
+        tracemalloc.start()
+        out, pullback = fancydl.vjp(lambda x, o, w: deform_conv2d(x, o, w, **kw), x, o, w)
+        pullback(np.ones(out.shape))
+        result = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return result
+
+    budget = 2**20
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(windows, "WORKSPACE_BYTES", budget)
+        single, batch = peak(1, 128), peak(4, 64)
+    assert single < 1.25 * batch
 
 
 def test_chunking_bounds_peak_memory(rng, monkeypatch):
@@ -464,3 +509,18 @@ def test_empty_dimensions_raise_naming_the_argument(x_shape, w_shape, offset_sha
     with pytest.raises(ValueError, match=match):
         deform_conv2d(np.zeros(x_shape), np.zeros(offset_shape), np.zeros(w_shape),
                       padding=1)
+
+
+def test_non_finite_values_raise_no_warning(rng):
+    """Issue D7: NumPy warned "invalid value encountered in matmul" on an inf pixel."""
+    import warnings
+    x, o, w, b, m, kw = make_case(rng, np.float64, n=2, channels_per=2, out_per=2,
+                                  use_mask=True)
+    x[0, 0, 1, 1], w[0, 0, 0, 0], o[1, 0, 0, 0], b[0] = np.inf, -np.inf, np.nan, -np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out, pullback = fancydl.vjp(deform_conv2d, x, o, w, b, kw["stride"], kw["padding"],
+                                    kw["dilation"], m)
+        upstream = rng.standard_normal(out.shape)
+        upstream[0, 0, 0, 0] = np.inf
+        pullback(upstream)

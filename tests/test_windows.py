@@ -87,9 +87,9 @@ def test_window_geometry_places_windows_where_offset_views_read(size, kernel, st
                                                                 padding, dilation):
     geom = WindowGeometry.symmetric(kernel, stride, padding, dilation)
     out_size = geom.output_size(*size)
+    assume(min(out_size) >= 1)
     assert out_size == tuple(conv_output_size(n, k, s, p, d) for n, k, s, p, d in
                              zip(size, kernel, stride, padding, dilation))
-    assume(min(out_size) >= 1)
     assert geom.padded_shape((2,) + size) == (2, size[0] + 2 * padding[0],
                                               size[1] + 2 * padding[1])
     # Tap (i, j) of output (h, w) reads input pixel (rows, cols): the offset view of a

@@ -168,13 +168,13 @@ def conv_geometry(input_size, kernel_size, stride=1, padding=0, dilation=1, tran
         drawn_stride = (1, 1)
     else:
         kinds, coords = _direct_grid(input_size, padding)
+        extent = tuple(effective_kernel_size(k, d) for k, d in zip(kernel_size, dilation))
+        if any(e > n for e, n in zip(extent, kinds.shape)):
+            raise ValueError(f"{op}: the effective kernel {extent} is larger than the "
+                             f"padded input {kinds.shape}: there is no output")
         output_size = tuple(conv_output_size(n, k, s, p, d) for n, k, s, p, d in zip(
             input_size, kernel_size, stride, padding, dilation))
         drawn_stride = stride
-    if min(output_size) < 1:
-        extent = tuple(effective_kernel_size(k, d) for k, d in zip(kernel_size, dilation))
-        raise ValueError(f"{op}: the effective kernel {extent} is larger than the padded "
-                         f"input {kinds.shape}: there is no output")
     cell_numbers = np.arange(kinds.size).reshape(kinds.shape)
     taps = [offset_view(cell_numbers, offset, drawn_stride, dilation, output_size)
             for offset in kernel_offsets(kernel_size)]
