@@ -7,7 +7,10 @@ never needs it.
 
 The PyTorch counterpart of an operator is ``torch.nn.functional.<name>`` (or
 ``torch.<name>``) unless a module registers another one with :func:`torch_reference`,
-e.g. for min pooling, which PyTorch spells ``-max_pool2d(-x)``.
+e.g. for min pooling, which PyTorch spells ``-max_pool2d(-x)``. Where there is none
+(stochastic pooling has no PyTorch op), or it needs a package that is missing
+(torchvision's roi_align), the report says so in one line and skips, as it does
+without PyTorch.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import numpy as np
 
 from .autodiff import _vjp
 
-__all__ = ["crosscheck", "CrosscheckReport", "torch_reference", "TOLERANCES"]
+__all__ = ["crosscheck", "CrosscheckReport", "torch_reference", "NoReference",
+           "torchvision_ops", "TOLERANCES"]
 
 #: Default (atol, rtol) per dtype: ``|ours - torch| <= atol + rtol * |torch|``.
 TOLERANCES = {np.dtype(np.float64): (1e-10, 1e-7), np.dtype(np.float32): (1e-5, 1e-4)}
@@ -40,6 +44,28 @@ def torch_reference(name):
     return register
 
 
+class NoReference(LookupError):
+    """There is no PyTorch counterpart to cross-check against, here: raised with the
+    reason by a reference (e.g. when its package is missing); :func:`crosscheck` then
+    returns a report that skips, saying why."""
+
+
+def torchvision_ops(name):
+    """``torchvision.ops``, for a reference of operator ``name``.
+
+    Raises
+    ------
+    NoReference
+        When torchvision is not installed (it is optional, as PyTorch is).
+    """
+    try:
+        import torchvision.ops
+    except ImportError:
+        raise NoReference(f"its counterpart torchvision.ops.{name} needs torchvision, "
+                          f"which is not installed") from None
+    return torchvision.ops
+
+
 def _import_torch():
     try:
         import torch
@@ -56,8 +82,8 @@ def _resolve_reference(torch, op):
         fn = getattr(namespace, name, None)
         if fn is not None:
             return (lambda _torch, *a, **k: fn(*a, **k)), f"{label}.{name}"
-    raise ValueError(f"crosscheck: PyTorch has no operator named {name!r} and none is "
-                     f"registered with fancydl.crosscheck.torch_reference")
+    raise NoReference(f"PyTorch has no operator named {name!r} and none is registered "
+                      f"with fancydl.crosscheck.torch_reference")
 
 
 def _to_torch(torch, value, track):
@@ -145,16 +171,30 @@ def crosscheck(op, *args, atol=None, rtol=None, rng=None, **kwargs):
     Returns
     -------
     CrosscheckReport
-        Prints as a short table; truthy when everything passed. Without PyTorch it
-        says so in one line and is falsy.
+        Prints as a short table; truthy when everything passed. Without PyTorch, or
+        without a PyTorch counterpart of ``op`` (:class:`NoReference`), it says so in
+        one line and is falsy.
     """
     torch = _import_torch()
     name = getattr(op, "__name__", repr(op))
     if torch is None:
-        return CrosscheckReport(name, [], (0, 0), skipped=(
-            f"crosscheck of {name}: skipped, PyTorch is not installed "
-            "(pip install torch==2.13.0)"))
-    reference, ref_label = _resolve_reference(torch, op)
+        return _skipped(name, "PyTorch is not installed (pip install torch==2.13.0)")
+    try:
+        reference, ref_label = _resolve_reference(torch, op)
+        return _crosscheck(torch, op, name, reference, ref_label, args, kwargs, atol, rtol,
+                           rng)
+    except NoReference as reason:
+        return _skipped(name, str(reason))
+
+
+def _skipped(name, reason):
+    """A falsy report of one line: ``crosscheck of <name>: skipped, <reason>``."""
+    return CrosscheckReport(name, [], (0, 0), skipped=f"crosscheck of {name}: skipped, "
+                                                       f"{reason}")
+
+
+def _crosscheck(torch, op, name, reference, ref_label, args, kwargs, atol, rtol, rng):
+    """:func:`crosscheck` once PyTorch and the reference are found."""
     float_args = [a for a in args if isinstance(a, np.ndarray)
                   and np.issubdtype(a.dtype, np.floating)]
     dtype = float_args[0].dtype if float_args else np.dtype(np.float64)

@@ -32,7 +32,8 @@ nothing). Empty inputs give PyTorch's results: an empty output, zero weight and 
 gradients, untouched running statistics. Deliberate differences: a negative ``eps`` is
 refused everywhere (PyTorch checks it only in batch_norm); in evaluation mode the
 running statistics are differentiable (PyTorch refuses to differentiate them);
-``layer_norm`` also takes an int ``normalized_shape``, as ``torch.nn.LayerNorm`` does;
+``layer_norm`` also takes an int ``normalized_shape``, as ``torch.nn.LayerNorm`` does,
+or a 1-D integer array (the NumPy spelling of a shape; PyTorch takes its torch.Size);
 ``BatchNorm2d`` counts a batch in ``num_batches_tracked`` only when the call succeeds
 (PyTorch counts it before checking); group norm with empty groups gives a zero weight
 gradient (PyTorch: NaN), and instance norm of an empty batch with a weight gives the
@@ -498,6 +499,15 @@ def _check_eps(op, eps, strictly_positive=False):
     return check_real(op, "eps", eps, 0.0)
 
 
+def _check_momentum(op, momentum):
+    """Any real number, NaN included: PyTorch checks nothing, and a NaN momentum makes
+    the running statistics NaN there too."""
+    if isinstance(momentum, numbers.Real) and not isinstance(momentum, bool) \
+            and math.isnan(momentum):
+        return float(momentum)
+    return check_real(op, "momentum", momentum)
+
+
 def _check_more_than_one(op, input, count, what):
     if count == 1:
         raise ValueError(f"{op}: expected more than 1 value per {what} when using the "
@@ -536,7 +546,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         running statistics.
     momentum : float
         Weight of the new batch statistic in the running average (PyTorch's convention;
-        Keras and CS231n call ``1 - momentum`` the momentum).
+        Keras and CS231n call ``1 - momentum`` the momentum). Any real number is taken,
+        as PyTorch does (a NaN makes the running statistics NaN).
     eps : float
         Added to the variance: > 0 in training, >= 0 in evaluation (as in PyTorch).
 
@@ -571,7 +582,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                    updated=training)
     _check_vector(op, "weight", weight, channels, input)
     _check_vector(op, "bias", bias, channels, input)
-    momentum = check_real(op, "momentum", momentum)
+    momentum = _check_momentum(op, momentum)
     eps = _check_eps(op, eps, strictly_positive=training)
     layout = _channel_layout(input, per_sample=False)
     if training:
@@ -611,7 +622,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
                    required=not use_input_stats, updated=use_input_stats)
     _check_vector(op, "weight", weight, channels, input)
     _check_vector(op, "bias", bias, channels, input)
-    momentum = check_real(op, "momentum", momentum)
+    momentum = _check_momentum(op, momentum)
     eps = _check_eps(op, eps)
     layout = _channel_layout(input, per_sample=True)
     if use_input_stats:
@@ -662,6 +673,9 @@ def _check_normalized_shape(op, normalized_shape, input):
     if isinstance(normalized_shape, numbers.Integral) and not isinstance(
             normalized_shape, bool):
         normalized_shape = (normalized_shape,)
+    elif (isinstance(normalized_shape, np.ndarray) and normalized_shape.ndim == 1
+          and np.issubdtype(normalized_shape.dtype, np.integer)):
+        normalized_shape = tuple(normalized_shape.tolist())  # a shape, as NumPy takes it
     if (not isinstance(normalized_shape, (tuple, list)) or not normalized_shape
             or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool)
                        for n in normalized_shape)):
@@ -684,7 +698,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     Parameters
     ----------
     input : ndarray of shape (*, *normalized_shape)
-    normalized_shape : int or tuple of int
+    normalized_shape : int, tuple of int or 1-D integer ndarray
     weight, bias : ndarray of shape ``normalized_shape``, optional
     eps : float, >= 0
 
@@ -753,7 +767,7 @@ class BatchNorm2d:
         op = "BatchNorm2d"
         self.num_features = check_int(op, "num_features", num_features, minimum=1)
         self.eps = _check_eps(op, eps)
-        self.momentum = None if momentum is None else check_real(op, "momentum", momentum)
+        self.momentum = None if momentum is None else _check_momentum(op, momentum)
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):

@@ -13,8 +13,8 @@ import numpy as np
 
 from .autodiff import Function
 from .parallel import halves
-from .validation import (check_array, check_choice, check_dim, check_float_array, check_int,
-                         check_real, check_same_dtype)
+from .validation import (check_array, check_choice, check_dim, check_float_array,
+                         check_float_dtype, check_int, check_real, check_same_dtype)
 
 __all__ = ["softmax", "log_softmax", "logsumexp", "nll_loss", "cross_entropy"]
 
@@ -31,9 +31,11 @@ def _shifted_max(z, dim):
 class _Softmax(Function):
     @staticmethod
     def forward(ctx, z, dim):
-        # initial=-inf: the max over an empty dim (its softmax is empty too)
-        e = np.exp(z - np.max(z, axis=dim, keepdims=True, initial=-np.inf))
-        y = e / e.sum(axis=dim, keepdims=True)
+        # initial=-inf: the max over an empty dim (its softmax is empty too). A row
+        # with +inf, or of -inf only, gives PyTorch's NaN (inf - inf), without a warning.
+        with np.errstate(invalid="ignore"):
+            e = np.exp(z - np.max(z, axis=dim, keepdims=True, initial=-np.inf))
+            y = e / e.sum(axis=dim, keepdims=True)
         ctx.save_for_backward(y)
         ctx.dim = dim
         return y
@@ -41,7 +43,8 @@ class _Softmax(Function):
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved
-        return y * (grad - (grad * y).sum(axis=ctx.dim, keepdims=True)), None
+        with np.errstate(invalid="ignore", over="ignore"):  # inf * 0, as in PyTorch
+            return y * (grad - (grad * y).sum(axis=ctx.dim, keepdims=True)), None
 
 
 class _LogSoftmax(Function):
@@ -95,7 +98,8 @@ class _LogSumExp(Function):
         if z.ndim == 0:  # one value: it is its own log-sum-exp
             z, dims, keepdim = z.reshape(1), (0,), False
         m = _shifted_max(z, dims)
-        with np.errstate(divide="ignore"):  # log(0) = -inf: every entry -inf, or none
+        # log(0) = -inf: every entry -inf, or none; exp(inf) = inf: a +inf entry
+        with np.errstate(divide="ignore", over="ignore"):
             out = m + np.log(np.exp(z - m).sum(axis=dims, keepdims=True))
         ctx.save_for_backward(z, out)
         ctx.dims = dims
@@ -105,7 +109,7 @@ class _LogSumExp(Function):
     def backward(ctx, grad):
         z, out = ctx.saved
         grad = np.expand_dims(grad, ctx.dims) if grad.ndim < z.ndim else grad
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):
             return (grad * np.exp(z - out)).reshape(ctx.shape), None, None
 
 
@@ -138,7 +142,22 @@ def _by_blocks(fill, *arrays):
         halves(run, *arrays)
 
 
-def softmax(input, dim):
+def _cast_input(op, input, dtype):
+    """``input`` cast to ``dtype`` before the operation, as PyTorch's ``dtype=`` does
+    (the gradient comes back in the input's dtype); ``dtype=None`` keeps a float input
+    as it is."""
+    if dtype is None:
+        check_float_array(op, "input", input)
+        return input
+    dtype = check_float_dtype(op, dtype)
+    check_array(op, "input", input)
+    if input.dtype.kind not in "biuf":
+        raise TypeError(f"{op}: input must have a real dtype to be cast to {dtype}, got "
+                        f"{input.dtype}")
+    return input.astype(dtype, copy=False)
+
+
+def softmax(input, dim, dtype=None):
     """Softmax along ``dim``: ``exp(z) / sum(exp(z))``, computed as ``exp(z - max z)``.
 
     Parameters
@@ -146,10 +165,13 @@ def softmax(input, dim):
     input : ndarray, float32 or float64, any shape
     dim : int
         The dimension that sums to 1 (negative counts from the end).
+    dtype : float32 or float64, optional
+        Cast the input to it first (then the input may also be an integer or bool
+        array), as PyTorch does; the gradient is cast back to the input's dtype.
 
     Returns
     -------
-    ndarray of ``input``'s shape and dtype
+    ndarray of ``input``'s shape, of ``dtype`` (default: ``input``'s)
         Over an empty ``dim`` the result is empty; a 0-d input gives 1, as in PyTorch.
 
     Examples
@@ -158,21 +180,23 @@ def softmax(input, dim):
     >>> fancydl.softmax(np.array([1000.0, 0.0]), dim=0)
     array([1., 0.])
     """
-    check_float_array("softmax", "input", input)
+    input = _cast_input("softmax", input, dtype)
     return _Softmax.apply(input, check_dim("softmax", "dim", dim, input.ndim))
 
 
-def log_softmax(input, dim):
+def log_softmax(input, dim, dtype=None):
     """``log(softmax(input, dim))`` computed as ``(z - m) - log(sum(exp(z - m)))``.
 
     Parameters
     ----------
     input : ndarray, float32 or float64, any shape
     dim : int
+    dtype : float32 or float64, optional
+        As in :func:`softmax`: the input is cast to it first.
 
     Returns
     -------
-    ndarray of ``input``'s shape and dtype
+    ndarray of ``input``'s shape, of ``dtype`` (default: ``input``'s)
         Over an empty ``dim`` the result is empty; a 0-d input gives 0, as in PyTorch.
 
     Notes
@@ -188,7 +212,7 @@ def log_softmax(input, dim):
     >>> fancydl.log_softmax(np.array([1000.0, 0.0, -1000.0]), dim=0)
     array([    0., -1000., -2000.])
     """
-    check_float_array("log_softmax", "input", input)
+    input = _cast_input("log_softmax", input, dtype)
     return _LogSoftmax.apply(input, check_dim("log_softmax", "dim", dim, input.ndim))
 
 
@@ -229,7 +253,9 @@ class _ClassIndexLoss(Function):
 
         loss_i = (1 - eps) * (-w_i logp[i, t_i]) + eps / C * (-v_i sum_c weight_c logp[i, c])
 
-    'mean' divides the total by ``sum_i w_i`` (PyTorch's weighted mean).
+    'mean' divides the total by ``sum_i w_i`` (PyTorch's weighted mean). An ignored item
+    (``v_i = 0``) is left out, not multiplied by zero: its loss is exactly 0 even where
+    its log-probabilities are -inf or NaN, as in PyTorch.
 
     ``scores`` are the log-probabilities themselves (``nll_loss``) or, with
     ``from_logits``, logits whose log-softmax is taken here (``cross_entropy``). The
@@ -241,20 +267,26 @@ class _ClassIndexLoss(Function):
     def forward(ctx, scores, weight, target, ignore_index, reduction, smoothing,
                 from_logits):
         n_classes = scores.shape[1]
-        valid = target != ignore_index
+        valid = target != ignore_index  # every item is ignored when there is no class
         safe_target = np.where(valid, target, 0)
         class_weight = np.ones(n_classes, scores.dtype) if weight is None else weight
-        w = np.where(valid, class_weight[safe_target], 0).astype(scores.dtype)
+        zero = np.zeros((), scores.dtype)
+        w = np.where(valid, class_weight[safe_target], zero) if n_classes else \
+            np.zeros(target.shape, scores.dtype)
         log_probs = _LogProbabilities(scores, from_logits)
-        loss = -(1 - smoothing) * w * log_probs.at(safe_target)
-        if smoothing > 0:
-            loss -= smoothing / n_classes * valid * log_probs.weighted_sum(class_weight)
+        # Non-finite scores give PyTorch's inf and NaN (0 * inf, inf - inf), without a
+        # warning; an ignored item's term is dropped, whatever its scores.
+        with np.errstate(invalid="ignore", over="ignore"):
+            loss = (1 - smoothing) * np.where(valid, -w * log_probs.at(safe_target), zero)
+            if smoothing > 0:  # PyTorch's order: masked, then scaled by eps / C
+                smooth = np.where(valid, -log_probs.weighted_sum(class_weight), zero)
+                loss += smooth * _per_class(smoothing, n_classes)
+            total = loss.sum()
         denominator = w.sum()
         ctx.save_for_backward(log_probs, class_weight, safe_target, valid, w, loss)
         ctx.reduction, ctx.smoothing, ctx.denominator = reduction, smoothing, denominator
         if reduction == "none":
             return loss.astype(scores.dtype, copy=False)
-        total = loss.sum()
         if reduction == "sum":
             return np.asarray(total, dtype=scores.dtype)
         # No weight behind the mean (every target ignored, or of weight 0): PyTorch's
@@ -266,13 +298,15 @@ class _ClassIndexLoss(Function):
     def backward(ctx, grad):
         log_probs, class_weight, target, valid, w, loss = ctx.saved
         n_classes, eps = log_probs.shape[1], ctx.smoothing
-        # A mean over no weight (D = 0) is nan, and so is its gradient, as in PyTorch.
-        with np.errstate(invalid="ignore", divide="ignore"):
+        # A mean over no weight (D = 0) is nan, and so is its gradient, as in PyTorch;
+        # inf * 0 is NaN there too.
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             per_item = grad / ctx.denominator if ctx.reduction == "mean" else grad
             # Ignored items get exactly 0, even when every item is ignored (0/0 above).
             per_item = np.where(valid, per_item, np.zeros((), log_probs.dtype))
             at_target = -(1 - eps) * per_item * w       # d loss / d logp[i, t_i]
-            spread = eps / n_classes * per_item * valid  # d loss/d logp[i, c] = -spread_i w_c
+            # d loss / d logp[i, c] = -spread_i w_c
+            spread = _per_class(eps, n_classes) * per_item * valid
             g_logp_rows = at_target - spread * class_weight.sum()  # sum_c d loss/d logp_ic
             g_scores = log_probs.pull_back(g_logp_rows)  # softmax * (-row sum), or zeros
             _add_at_target(g_scores, target, at_target)
@@ -283,6 +317,12 @@ class _ClassIndexLoss(Function):
                 g_weight = _class_index_weight_grad(ctx, log_probs, target, valid,
                                                     per_item, loss, grad)
         return g_scores, g_weight, None, None, None, None, None
+
+
+def _per_class(smoothing, n_classes):
+    """``smoothing / n_classes``, the share of each class in label smoothing; inf when
+    there is no class (PyTorch's float division: the empty loss is then NaN)."""
+    return smoothing / n_classes if n_classes else math.inf
 
 
 class _LogProbabilities:
@@ -298,14 +338,19 @@ class _LogProbabilities:
         self.shape, self.dtype = scores.shape, scores.dtype
         if from_logits:
             reduced = scores.shape[:1] + (1,) + scores.shape[2:]
-            peak, self.norm = np.empty(reduced, self.dtype), np.empty(reduced, self.dtype)
+            # Filled as for no class at all (log_z = -inf), which _by_blocks skips.
+            peak, self.norm = np.full(reduced, -np.inf, self.dtype), np.zeros(reduced,
+                                                                               self.dtype)
             self.exp = np.empty_like(scores)
             _by_blocks(_exp_rows, self.exp, peak, self.norm, scores)
             with np.errstate(divide="ignore", invalid="ignore"):  # as PyTorch: -inf, NaN
                 self.log_z = peak + np.log(self.norm)
 
     def at(self, target):
-        """logp[i, target_i] for every item, shape of ``target``."""
+        """logp[i, target_i] for every item, shape of ``target`` (zeros when there is
+        no class: every item is then ignored)."""
+        if self.shape[1] == 0:
+            return np.zeros(target.shape, self.dtype)
         picked = np.take_along_axis(self.scores, target[:, None], axis=1)[:, 0]
         return picked - self.log_z[:, 0] if self.from_logits else picked
 
@@ -332,7 +377,9 @@ class _LogProbabilities:
 
 
 def _add_at_target(array, target, values):
-    """array[i, target_i] += values_i for every item."""
+    """array[i, target_i] += values_i for every item (nothing when there is no class)."""
+    if array.shape[1] == 0:
+        return
     index = target[:, None]
     current = np.take_along_axis(array, index, axis=1)
     np.put_along_axis(array, index, current + values[:, None], axis=1)
@@ -349,8 +396,9 @@ def _class_index_weight_grad(ctx, log_probs, target, valid, per_item, loss, grad
     contrib = np.zeros(n_classes, log_probs.dtype)
     picked = log_probs.at(target)
     np.add.at(contrib, target[valid], (-(1 - eps) * per_item * picked)[valid])
-    if eps > 0:
-        smoothed = -(eps / n_classes) * (per_item * valid)[:, None] * log_probs.full()
+    if eps > 0:  # ignored rows left out (their log-probabilities may be -inf or NaN)
+        smoothed = np.where(valid[:, None], -_per_class(eps, n_classes) * per_item[:, None]
+                            * log_probs.full(), np.zeros((), log_probs.dtype))
         contrib += smoothed.sum(axis=tuple(a for a in range(len(log_probs.shape)) if a != 1))
     if ctx.reduction == "mean":
         # d(total / D)/d weight_c also moves the denominator D = sum_i w_i
@@ -365,38 +413,40 @@ class _ClassProbabilityLoss(Function):
 
         loss_i = -sum_c weight_c q'_ic logp_ic,   q' = (1 - eps) q + eps / C
 
-    'mean' divides by the number of items (every dimension but the class one).
+    'mean' divides by the number of items, computed as PyTorch does: ``logp.size / C``
+    (NaN for an empty batch or no class). A zero probability on a class of
+    log-probability -inf gives NaN (0 * -inf), as in PyTorch, without a warning.
     """
 
     @staticmethod
     def forward(ctx, logp, target, weight, reduction, smoothing):
         n_classes = logp.shape[1]
-        smoothed = target * (1 - smoothing) + smoothing / n_classes
+        smoothed = target * (1 - smoothing) + _per_class(smoothing, n_classes)
         spread = 1 if weight is None else _class_axis(weight, logp.ndim)
-        terms = -(logp * smoothed * spread)
         ctx.save_for_backward(logp, smoothed, spread)
         ctx.reduction, ctx.smoothing = reduction, smoothing
-        ctx.count = logp.size // n_classes
-        if reduction == "none":
-            return terms.sum(axis=1)
-        total = terms.sum()
-        with np.errstate(invalid="ignore"):  # an empty batch: 0/0 = nan, as in PyTorch
+        ctx.count = logp.size / n_classes if n_classes else math.nan
+        with np.errstate(invalid="ignore", over="ignore"):
+            terms = -(logp * smoothed * spread)
+            if reduction == "none":
+                return terms.sum(axis=1)
+            total = terms.sum()
             return np.asarray(total / ctx.count if reduction == "mean" else total,
                               dtype=logp.dtype)
 
     @staticmethod
     def backward(ctx, grad):
         logp, smoothed, spread = ctx.saved
-        with np.errstate(divide="ignore"):  # an empty batch: nothing receives it
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             g = grad / ctx.count if ctx.reduction == "mean" else grad
-        g = np.expand_dims(g, 1) if ctx.reduction == "none" else g
-        g_logp = -g * smoothed * spread
-        g_target = -g * (1 - ctx.smoothing) * logp * spread if ctx.needs_input_grad[1] \
-            else None
-        g_weight = None
-        if ctx.needs_input_grad[2]:
-            per_class = -g * smoothed * logp
-            g_weight = per_class.sum(axis=tuple(a for a in range(logp.ndim) if a != 1))
+            g = np.expand_dims(g, 1) if ctx.reduction == "none" else g
+            g_logp = -g * smoothed * spread
+            g_target = -g * (1 - ctx.smoothing) * logp * spread \
+                if ctx.needs_input_grad[1] else None
+            g_weight = None
+            if ctx.needs_input_grad[2]:
+                per_class = -g * smoothed * logp
+                g_weight = per_class.sum(axis=tuple(a for a in range(logp.ndim) if a != 1))
         return g_logp, g_target, g_weight, None, None
 
 

@@ -677,3 +677,40 @@ def test_the_short_ufunc_buffer_stays_inside_the_normalization():
         group_norm(x, 3)
         with pytest.raises(FloatingPointError):
             np.zeros(1) / np.zeros(1)
+
+
+# --- arguments PyTorch takes ------------------------------------------------------------
+
+@pytest.mark.parametrize("op", ["batch_norm", "instance_norm", "BatchNorm2d"])
+def test_nan_momentum_makes_the_running_statistics_nan_like_torch(op):
+    """PyTorch checks no momentum: a NaN one makes the running statistics NaN (it used
+    to be refused, with a garbled message)."""
+    torch = pytest.importorskip("torch")
+    x = sample(0, (4, 3, 5, 2), np.float64)
+    mean, var = np.zeros(3), np.ones(3)
+    t_mean, t_var = torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    nan = float("nan")
+    if op == "BatchNorm2d":
+        layer, t_layer = BatchNorm2d(3, momentum=nan, dtype=np.float64), \
+            torch.nn.BatchNorm2d(3, momentum=nan, dtype=torch.float64)
+        out, expected = layer(x), t_layer(torch.tensor(x))
+        mean, var, t_mean, t_var = (layer.running_mean, layer.running_var,
+                                    t_layer.running_mean, t_layer.running_var)
+    else:
+        keyword = "training" if op == "batch_norm" else "use_input_stats"
+        out = getattr(fancydl, op)(x, mean, var, momentum=nan, **{keyword: True})
+        expected = getattr(torch.nn.functional, op)(torch.tensor(x), t_mean, t_var,
+                                                    momentum=nan, **{keyword: True})
+    np.testing.assert_allclose(out, expected.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(mean, t_mean.numpy())
+    np.testing.assert_array_equal(var, t_var.numpy())
+    assert np.isnan(mean).all() and np.isnan(var).all()
+
+
+def test_layer_norm_takes_a_shape_as_an_integer_array():
+    """A 1-D integer array is NumPy's spelling of a shape (PyTorch's is its torch.Size)."""
+    x = sample(1, (2, 4, 3), np.float64)
+    for shape in (np.array([3]), np.array([4, 3], np.int32)):
+        np.testing.assert_array_equal(layer_norm(x, shape), layer_norm(x, tuple(shape)))
+    with pytest.raises(TypeError, match="normalized_shape must be an int"):
+        layer_norm(x, np.array([3.0]))

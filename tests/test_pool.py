@@ -751,7 +751,7 @@ X = np.zeros((1, 2, 4, 4))
     (lambda: fancydl.avg_pool2d(X, 2, divisor_override=0), ValueError,
      r"divisor_override must be non-zero, got 0"),
     (lambda: fancydl.avg_pool2d(X, 2, divisor_override=1.5), TypeError, r"divisor_override"),
-    (lambda: fancydl.adaptive_avg_pool2d(X, 0), ValueError, r"output_size.*got \(0, 0\)"),
+    (lambda: fancydl.adaptive_avg_pool2d(X, -1), ValueError, r"output_size.*got \(-1, -1\)"),
     (lambda: fancydl.adaptive_max_pool2d(X, (1, 2, 3)), TypeError, r"output_size"),
     (lambda: fancydl.stochastic_pool2d(X - 1, 2), ValueError,
      r"finite and non-negative.*got a value -1"),
@@ -1044,3 +1044,381 @@ I = np.array([[[[0, 1], [4, 5]]]])
 def test_max_unpool2d_bad_input(call, error, match):
     with pytest.raises(error, match=f"max_unpool2d: .*{match}"):
         call()
+
+
+# --- windows of many taps: reduced one axis at a time ------------------------------------
+
+@contextlib.contextmanager
+def by_axes(decision=True):
+    """Force :func:`fancydl.pool.by_axes`' decision, so that small arrays take the path
+    of windows of many taps (or keep the tap loop)."""
+    from fancydl import pool
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pool, "by_axes", lambda *args: decision)
+        yield
+
+
+@given(case=pool_cases(), seed=st.integers(0, 2 ** 32 - 1),
+       kind=st.sampled_from(["normal", "ties", "nan"]), dtype=st.sampled_from(DTYPES),
+       threaded=st.booleans())
+def test_max_pool2d_by_axes_matches_torch(case, seed, kind, dtype, threaded):
+    """The maximum, the index (first maximum in row-major order, last NaN, never the
+    padding) and the gradient of the reduction along columns, then rows."""
+    torch = pytest.importorskip("torch")
+    shape, kwargs = case
+    rng = np.random.default_rng(seed)
+    x = _values(rng, shape, dtype, kind)
+    kwargs["return_indices"] = True
+    assume(not _has_window_of_padding_only(shape, kwargs))
+    theirs, their_grad, upstream = _torch_run(torch, torch.nn.functional.max_pool2d, x, rng,
+                                              **kwargs)
+    with by_axes(), threads(threaded):
+        ours, our_grad = _ours(fancydl.max_pool2d, x, upstream, **kwargs)
+        (min_out, min_idx), min_grad = _ours(fancydl.min_pool2d, -x, upstream, **kwargs)
+    _assert_close(ours[0], theirs[0], dtype)
+    np.testing.assert_array_equal(ours[1], theirs[1])
+    _assert_close(our_grad, their_grad, dtype)
+    _assert_close(-min_out, theirs[0], dtype)
+    np.testing.assert_array_equal(min_idx, theirs[1])
+    _assert_close(min_grad, their_grad, dtype)
+
+
+@given(case=pool_cases(), seed=st.integers(0, 2 ** 32 - 1))
+def test_max_pool2d_by_axes_window_of_padding_only_as_the_tap_loop(case, seed):
+    """Where a dilated window misses the input (PyTorch is not compared there: its
+    backward may abort), both paths output -inf there and index -1."""
+    shape, kwargs = case
+    x = _values(np.random.default_rng(seed), shape, np.float64, "nan")
+    upstream = np.random.default_rng(seed + 1).standard_normal(
+        fancydl.max_pool2d(x, **kwargs).shape)
+    kwargs["return_indices"] = True
+    taps, taps_grad = _ours(fancydl.max_pool2d, x, upstream, **kwargs)
+    with by_axes():
+        axes, axes_grad = _ours(fancydl.max_pool2d, x, upstream, **kwargs)
+    np.testing.assert_array_equal(axes[0], taps[0])
+    np.testing.assert_array_equal(axes[1], taps[1])
+    np.testing.assert_allclose(axes_grad, taps_grad, rtol=1e-12, atol=1e-12)
+
+
+@given(case=pool_cases(dilation=False), seed=st.integers(0, 2 ** 32 - 1),
+       kind=st.sampled_from(["normal", "nan"]), dtype=st.sampled_from(DTYPES),
+       count_include_pad=st.booleans(),
+       divisor_override=st.one_of(st.none(), st.sampled_from([-3, 1, 7])),
+       threaded=st.booleans())
+def test_avg_pool2d_by_axes_matches_torch(case, seed, kind, dtype, count_include_pad,
+                                          divisor_override, threaded):
+    torch = pytest.importorskip("torch")
+    shape, kwargs = case
+    rng = np.random.default_rng(seed)
+    x = _values(rng, shape, dtype, kind)
+    kwargs.update(count_include_pad=count_include_pad, divisor_override=divisor_override)
+    theirs, their_grad, upstream = _torch_run(torch, torch.nn.functional.avg_pool2d, x, rng,
+                                              **kwargs)
+    with by_axes(), threads(threaded):
+        ours, our_grad = _ours(fancydl.avg_pool2d, x, upstream, **kwargs)
+    _assert_close(ours, theirs, dtype)
+    _assert_close(our_grad, their_grad, dtype)
+
+
+@given(case=adaptive_cases(), seed=st.integers(0, 2 ** 32 - 1),
+       kind=st.sampled_from(["normal", "ties", "nan"]), dtype=st.sampled_from(DTYPES))
+def test_adaptive_max_pool2d_by_axes_matches_torch(case, seed, kind, dtype):
+    torch = pytest.importorskip("torch")
+    shape, size = case
+    rng = np.random.default_rng(seed)
+    x = _values(rng, shape, dtype, kind)
+    theirs, their_grad, upstream = _torch_run(torch, torch.nn.functional.adaptive_max_pool2d,
+                                              x, rng, output_size=size, return_indices=True)
+    with by_axes():
+        ours, our_grad = _ours(fancydl.adaptive_max_pool2d, x, upstream, output_size=size,
+                               return_indices=True)
+    _assert_close(ours[0], theirs[0], dtype)
+    np.testing.assert_array_equal(ours[1], theirs[1])
+    _assert_close(our_grad, their_grad, dtype)
+
+
+@given(case=roi_cases(), seed=st.integers(0, 2 ** 32 - 1),
+       kind=st.sampled_from(["normal", "ties", "nan"]), decision=st.booleans())
+def test_roi_pool_by_axes_matches_loop_reference(case, seed, kind, decision):
+    shape, rois, output, scale = case
+    rng = np.random.default_rng(seed)
+    x = _values(rng, shape, np.float64, kind)
+    if kind == "nan":
+        x = _sprinkle(rng, x)
+    expected, argmax = roi_pool_loops(x, rois, output, scale)
+    with by_axes(decision):
+        out, pullback = fancydl.vjp(lambda t: fancydl.roi_pool(t, rois, output, scale), x)
+        upstream = rng.standard_normal(out.shape)
+        grad = pullback(upstream)[0]
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_allclose(grad, roi_pool_loops_grad(x.shape, rois, argmax, upstream),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_roi_pool_by_axes_chunks_the_boxes(monkeypatch):
+    # A work buffer of a few hundred bytes: one box per chunk, same result.
+    from fancydl import windows
+    x = np.random.default_rng(0).standard_normal((2, 3, 9, 8))
+    boxes = np.array([[1.0, 0.3, 0.7, 7.2, 8.1], [0.0, -1.5, 2.0, 8.5, 3.5],
+                      [0.0, 2.5, 2.5, 2.5, 2.5], [1.0, 0.0, 0.0, 7.0, 8.0]])
+    expected, _ = roi_pool_loops(x, boxes, (2, 3), 1.0)
+    monkeypatch.setattr(windows, "WORKSPACE_BYTES", 300)
+    with by_axes():
+        np.testing.assert_array_equal(fancydl.roi_pool(x, boxes, (2, 3)), expected)
+
+
+def test_by_axes_keeps_ordinary_windows_on_the_tap_loop():
+    from fancydl.pool import by_axes as decide, pool_geometry, _fixed_by_axes
+    for shape, k, s, p in [((32, 64, 32, 32), 3, 2, 1), ((32, 64, 32, 32), 2, 2, 0),
+                           ((32, 64, 32, 32), 3, 1, 1), ((1, 3, 7, 7), 3, 1, 1)]:
+        geom = pool_geometry("max_pool2d", np.zeros(shape), k, s, p)
+        assert not _fixed_by_axes(geom, shape)
+    geom = pool_geometry("max_pool2d", np.zeros((1, 1, 1024, 1024)), 1024)
+    assert _fixed_by_axes(geom, (1, 1, 1024, 1024))
+    assert decide((32, 32), per_tap=64, first_pass=64 * 32) and not decide((1, 2), 1, 1)
+
+
+@pytest.mark.parametrize("name, call", [
+    ("max_pool2d", lambda x: fancydl.max_pool2d(x, 1024)),
+    ("min_pool2d", lambda x: fancydl.min_pool2d(x, (1024, 512), stride=(1, 512))),
+    ("avg_pool2d", lambda x: fancydl.avg_pool2d(x, 1024)),
+    ("adaptive_max_pool2d", lambda x: fancydl.adaptive_max_pool2d(x, 1)),
+    ("roi_pool", lambda x: fancydl.roi_pool(x, np.array([[0, 0, 0, 1023, 1023.0]],
+                                                        np.float32), 1)),
+    ("roi_pool 512", lambda x: fancydl.roi_pool(x, np.array([[0, 0, 0, 511, 511.0]],
+                                                            np.float32), 1)),
+])
+def test_huge_window_on_one_image_costs_milliseconds(name, call):
+    """One NumPy call per kernel tap made these take 2 to 15 s (a million calls for a
+    1024 x 1024 window); one axis at a time they take milliseconds, as in PyTorch."""
+    x = np.random.default_rng(0).standard_normal((1, 1, 1024, 1024)).astype(np.float32)
+
+    def run():
+        out, pullback = fancydl.vjp(call, x)
+        return out, pullback(np.ones(out.shape, np.float32))[0]
+
+    (out, grad), seconds = _finishes_within(60, run)
+    assert seconds < 1.0
+    if name == "max_pool2d":
+        assert out.ravel()[0] == x.max()
+        assert grad.sum() == 1 and grad.ravel()[x.argmax()] == 1
+    if name == "avg_pool2d":
+        np.testing.assert_allclose(out.ravel()[0], x.astype(np.float64).mean(), atol=1e-6)
+        np.testing.assert_allclose(grad, 2.0 ** -20)
+
+
+# --- extreme values: rounding, scaling, warnings ------------------------------------------
+
+@pytest.mark.parametrize("value, dtype", [
+    (0.49999999999999994, np.float64), (0.49999997, np.float32), (-0.49999997, np.float32),
+    (2.5, np.float64), (-2.5, np.float32), (2.0 ** 23 + 1, np.float32),
+    (2.0 ** 24 - 1, np.float32), (-(2.0 ** 23 + 3), np.float32), (2.0 ** 52 + 1, np.float64),
+    (4503599627370495.5, np.float64),
+])
+def test_roi_pool_rounds_corners_as_c_round(value, dtype):
+    """floor(|x| + 0.5) rounded the largest float below 0.5 up, and in float32 the odd
+    integers from 2**23 to 2**24 up to the next even one."""
+    from fancydl.pool import _round_half_away
+    x = np.asarray(value, dtype)
+    assert _round_half_away(x) == c_round(x)
+
+
+@given(st.floats(-2.0 ** 24, 2.0 ** 24, width=32), st.sampled_from(DTYPES))
+def test_roi_pool_rounding_is_c_round_for_every_float(value, dtype):
+    from fancydl.pool import _round_half_away
+    x = np.asarray(value, dtype)
+    assert _round_half_away(x) == c_round(x)
+
+
+@pytest.mark.parametrize("dtype, coordinate", [(np.float64, 0.49999999999999994),
+                                               (np.float32, 0.49999997)])
+def test_roi_pool_box_below_half_a_pixel_starts_at_0(dtype, coordinate):
+    img = -np.arange(16.0, dtype=dtype).reshape(1, 1, 4, 4)
+    box = np.array([[0, coordinate, coordinate, 3, 3]], dtype)
+    expected, _ = roi_pool_loops(img, box, 1)
+    out = fancydl.roi_pool(img, box, 1)
+    np.testing.assert_array_equal(out, expected)
+    assert out.ravel()[0] == 0.0  # the box starts at pixel (0, 0), whose value is 0
+
+
+def test_roi_pool_odd_float32_corner_beyond_2_to_23():
+    # x1 = x2 = 2**23 + 1: the box is column 8388609 (C's round), not 8388610.
+    width = 2 ** 23 + 3
+    img = np.zeros((1, 1, 1, width), np.float32)
+    img[0, 0, 0, 2 ** 23 + 1] = 1.0
+    box = np.array([[0, 2.0 ** 23 + 1, 0, 2.0 ** 23 + 1, 0]], np.float32)
+    assert fancydl.roi_pool(img, box, 1).ravel()[0] == 1.0
+
+
+@pytest.mark.parametrize("window, dtype", [
+    ([2e19, 2e19, 2e19, 2e19], np.float32), ([3e38, 1.5e38, 7.5e37, 0.0], np.float32),
+    ([1e-25, 1e-25, 1e-25, 1e-25], np.float32), ([1e-22, 5e-23, 2.5e-23, 0.0], np.float32),
+    ([1e-310, 1e-310, 1e-310, 1e-310], np.float64), ([1e155, 5e154, 0.0, 2.5e154], np.float64),
+])
+def test_stochastic_pool2d_evaluation_of_extreme_magnitudes(window, dtype):
+    """sum a^2 / sum a overflowed (2e19 squared in float32: inf) or underflowed (1e-25
+    squared: 0, so 0 / 4e-25) where the answer is finite; the gradient
+    (2 a_i S - sum a^2) / S^2 too."""
+    from fractions import Fraction
+    x = np.array(window, dtype).reshape(1, 1, 2, 2)
+    a = [Fraction(float(v)) for v in x.ravel()]
+    s, q = sum(a), sum(v * v for v in a)
+    expected = float(q / s)
+    expected_grad = [float((2 * v * s - q) / (s * s)) for v in a]
+    out, pullback = fancydl.vjp(lambda t: fancydl.stochastic_pool2d(t, 2, training=False), x)
+    (grad,) = pullback(np.ones((1, 1, 1, 1), dtype))
+    rtol = 1e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(float(out.ravel()[0]), expected, rtol=rtol)
+    np.testing.assert_allclose(grad.ravel().astype(np.float64), expected_grad, rtol=rtol,
+                               atol=rtol * max(abs(g) for g in expected_grad))
+
+
+@pytest.mark.parametrize("values", [[3e38, 2e38, 1e38, 0.0], [1e-44, 2e-44, 3e-45, 0.0]])
+def test_stochastic_pool2d_sampling_frequencies_at_extreme_magnitudes(values):
+    """A float32 region whose sum overflows used to draw its last positive entry every
+    time (u * inf is never crossed); the frequencies must stay proportional."""
+    stats = pytest.importorskip("scipy.stats")
+    n = 20000
+    values = np.array(values, np.float32)
+    x = np.broadcast_to(values.reshape(1, 1, 2, 2), (1, n, 2, 2)).copy()
+    out = fancydl.stochastic_pool2d(x, 2, rng=np.random.default_rng(0)).ravel()
+    counts = np.array([(out == v).sum() for v in values[:3]])
+    assert counts.sum() == n
+    weights = values[:3].astype(np.float64)
+    expected = n * weights / weights.sum()
+    chi2 = ((counts - expected) ** 2 / expected).sum()
+    assert chi2 < stats.chi2.ppf(0.999, df=2)
+
+
+@pytest.mark.parametrize("name, args, values", [
+    ("avg_pool2d", (2,), [[np.inf, -np.inf], [0.0, 0.0]]),
+    ("avg_pool2d", (2,), np.full((2, 2), 3e38, np.float32)),
+    ("avg_pool2d", (2, 1, 1), [[np.inf, 1.0], [-np.inf, 0.0]]),
+    ("adaptive_avg_pool2d", (1,), [[np.inf, -np.inf], [0.0, 0.0]]),
+    ("adaptive_avg_pool2d", ((3, 1),), np.full((2, 2), 3e38, np.float32)),
+    ("max_pool2d", (2, 1), np.diag([0.0, 9.0, 0.0])),
+])
+def test_non_finite_values_give_torchs_result_without_warnings(name, args, values):
+    """inf + -inf = NaN and float32 sums beyond 3.4e38 = inf, forward and backward
+    (with inf and -inf upstream into overlapping windows), as in PyTorch, without a
+    RuntimeWarning (pytest.ini makes one an error)."""
+    torch = pytest.importorskip("torch")
+    x = np.asarray(values, getattr(values, "dtype", np.float64))[None, None]
+    out, pullback = fancydl.vjp(lambda t: getattr(fancydl, name)(t, *args), x)
+    upstream = np.full(out.shape, 3e38, x.dtype)
+    upstream.flat[0] = np.inf
+    upstream.flat[-1] = -np.inf if out.size > 1 else np.inf
+    (grad,) = pullback(upstream)
+    t = torch.tensor(x, requires_grad=True)
+    t_out = getattr(torch.nn.functional, name)(t, *args)
+    (t_grad,) = torch.autograd.grad(t_out, t, torch.tensor(upstream))
+    np.testing.assert_array_equal(out, t_out.detach().numpy())
+    np.testing.assert_allclose(grad, t_grad.numpy(), rtol=1e-6)
+
+
+# --- empty outputs and maps, shapes as arrays, cross-checks without a reference ----------
+
+@pytest.mark.parametrize("op", ["adaptive_avg_pool2d", "adaptive_max_pool2d"])
+@pytest.mark.parametrize("output_size", [0, (0, 2), (2, 0), (0, None)])
+def test_adaptive_pooling_to_an_empty_output_like_torch(op, output_size):
+    """PyTorch returns the empty output (its backward then raises; ours is zero)."""
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 5))
+    kwargs = dict(return_indices=True) if op == "adaptive_max_pool2d" else {}
+    theirs = getattr(torch.nn.functional, op)(torch.tensor(x), output_size, **kwargs)
+    out, pullback = fancydl.vjp(lambda t: getattr(fancydl, op)(t, output_size, **kwargs), x)
+    if kwargs:
+        assert out[1].shape == tuple(theirs[1].shape) and out[1].dtype == np.int64
+        out, theirs = out[0], theirs[0]
+        (grad,) = pullback((np.ones(out.shape), None))
+    else:
+        (grad,) = pullback(np.ones(out.shape))
+    assert out.shape == tuple(theirs.shape) and out.dtype == x.dtype
+    assert grad.shape == x.shape and not grad.any()
+
+
+@pytest.mark.parametrize("op", [fancydl.roi_align, fancydl.roi_pool])
+@pytest.mark.parametrize("shape", [(2, 0, 4, 4), (2, 3, 0, 4), (2, 3, 4, 0), (1, 0, 0, 0)])
+def test_roi_ops_on_an_empty_map_give_zeros(op, shape):
+    """No channel: the empty (K, 0, PH, PW) output, as torchvision; an empty map: zeros
+    (torchvision's roi_pool; its roi_align would read outside the map). ROI Align used
+    to fail inside NumPy on both."""
+    boxes = np.array([[0, 0.0, 0.0, 2.0, 2.0], [1, 0.5, 1.0, 3.0, 2.5]])[:shape[0]]
+    out, pullback = fancydl.vjp(lambda t: op(t, boxes, (2, 3)), np.ones(shape))
+    assert out.shape == (len(boxes), shape[1], 2, 3) and not out.any()
+    (grad,) = pullback(np.ones(out.shape))
+    assert grad.shape == shape and not grad.any()
+
+
+def test_max_unpool2d_takes_the_output_size_as_an_integer_array():
+    x = np.random.default_rng(0).standard_normal((1, 2, 7, 8))
+    out, idx = fancydl.max_pool2d(x, 2, return_indices=True)
+    expected = fancydl.max_unpool2d(out, idx, 2, output_size=(7, 8))
+    for size in (np.array([7, 8]), np.array([1, 2, 7, 8], np.int32)):
+        np.testing.assert_array_equal(fancydl.max_unpool2d(out, idx, 2, output_size=size),
+                                      expected)
+    with pytest.raises(TypeError, match="output_size must be a sequence"):
+        fancydl.max_unpool2d(out, idx, 2, output_size=np.array([7.0, 8.0]))
+
+
+@pytest.mark.parametrize("op, args, reason", [
+    (fancydl.roi_align, (np.ones((1, 1, 4, 4)), np.array([[0, 0, 0, 2, 2.0]]), 2),
+     "torchvision.ops.roi_align needs torchvision, which is not installed"),
+    (fancydl.roi_pool, (np.ones((1, 1, 4, 4)), [np.array([[0, 0, 2, 2.0]])], 2),
+     "torchvision.ops.roi_pool needs torchvision, which is not installed"),
+    (fancydl.stochastic_pool2d, (np.ones((1, 1, 4, 4)), 2),
+     "PyTorch has no operator named 'stochastic_pool2d'"),
+])
+def test_crosscheck_without_a_pytorch_counterpart_skips_saying_why(op, args, reason,
+                                                                    monkeypatch):
+    """It used to raise "no operator named"; without PyTorch it already skipped."""
+    pytest.importorskip("torch")
+    import sys
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # as if not installed
+    report = fancydl.crosscheck(op, *args)
+    assert not report and not report.rows
+    assert repr(report) == f"crosscheck of {op.__name__}: skipped, " + (
+        "its counterpart " if "torchvision" in reason else "") + reason + (
+        "" if "torchvision" in reason else " and none is registered with "
+        "fancydl.crosscheck.torch_reference")
+
+
+def test_crosscheck_of_roi_ops_calls_torchvision_when_installed(monkeypatch):
+    """The references registered for roi_pool and roi_align are torchvision.ops's,
+    called with the same arguments (a stand-in module records them here)."""
+    torch = pytest.importorskip("torch")
+    import sys
+    import types
+    calls = []
+
+    def stand_in(name, reference):
+        def op(input, boxes, *args):
+            calls.append((name, args))
+            out = reference(input.detach().numpy(), boxes.detach().numpy(), *args)
+            return torch.tensor(out[0] if isinstance(out, tuple) else out) + 0 * input.sum()
+        return op
+
+    ops = types.SimpleNamespace(roi_pool=stand_in("roi_pool", roi_pool_loops),
+                                roi_align=stand_in("roi_align", roi_align_loops))
+    package = types.ModuleType("torchvision")
+    package.ops = ops
+    monkeypatch.setitem(sys.modules, "torchvision", package)
+    monkeypatch.setitem(sys.modules, "torchvision.ops", ops)
+    x = np.random.default_rng(0).standard_normal((1, 2, 6, 6))
+    boxes = np.array([[0, 0.5, 1.0, 4.0, 5.0]])
+    report = fancydl.crosscheck(fancydl.roi_pool, x, boxes, (2, 3), 0.5)
+    assert "against torchvision.ops.roi_pool" in repr(report)
+    assert report.rows[0][:2] == ("output", True)
+    report = fancydl.crosscheck(fancydl.roi_align, x, boxes, 2, 1.0, 2, True)
+    assert report.rows[0][:2] == ("output", True)
+    assert calls == [("roi_pool", ((2, 3), 0.5)), ("roi_align", (2, 1.0, 2, True))]
+
+
+@pytest.mark.parametrize("op", [fancydl.max_pool2d, fancydl.avg_pool2d, fancydl.min_pool2d])
+def test_one_element_tuples_mean_both_axes_as_in_torch(op):
+    """PyTorch's 2-d pooling expands kernel_size=(2,) (and stride, padding, dilation)."""
+    x = np.random.default_rng(0).standard_normal((1, 2, 7, 6))
+    np.testing.assert_array_equal(op(x, (3,), stride=(2,), padding=(1,)),
+                                  op(x, 3, stride=2, padding=1))
+    if op is not fancydl.avg_pool2d:
+        np.testing.assert_array_equal(op(x, (2,), dilation=(2,)), op(x, 2, dilation=2))

@@ -454,3 +454,185 @@ def test_cross_entropy_by_blocks_and_halves(shape, dtype, on_worker):
     np.testing.assert_allclose(out, -(log_p * one_hot).sum(axis=1), **tol)
     np.testing.assert_allclose(pullback(g)[0],
                                (np.exp(log_p) - one_hot) * np.expand_dims(g64, 1), **tol)
+
+
+# --- ignored items with non-finite scores, warnings, no class at all --------------------
+
+@st.composite
+def ignored_nonfinite_case(draw):
+    """Scores whose ignored items hold -inf, inf or NaN; every other item is finite."""
+    op = draw(st.sampled_from(["cross_entropy", "nll_loss"]))
+    n_classes = draw(st.integers(1, 4))
+    shape = (draw(st.integers(2, 4)), n_classes) + draw(st.sampled_from([(), (2,), (2, 3)]))
+    dtype = draw(st.sampled_from(DTYPES))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    scores = rng.standard_normal(shape).astype(dtype)
+    if op == "nll_loss":
+        scores = fancydl.log_softmax(scores, 1)
+    target = rng.integers(0, n_classes, shape[:1] + shape[2:])
+    ignored = rng.random(target.shape) < 0.5
+    ignored.flat[0], ignored.flat[-1] = True, False  # a mean over some weight
+    target[ignored] = -100
+    spoiled = np.expand_dims(ignored, 1) & (rng.random(shape) < 0.7)
+    spoiled[(0, slice(None)) + (0,) * (len(shape) - 2)] = True  # a whole ignored row
+    bad = rng.choice(np.array([-np.inf, np.inf, np.nan], dtype), shape)
+    scores = np.where(spoiled, bad, scores)
+    weight = rng.uniform(0.5, 2.0, n_classes).astype(dtype) if draw(st.booleans()) else None
+    options = dict(reduction=draw(st.sampled_from(["mean", "sum", "none"])))
+    if op == "cross_entropy":
+        options["label_smoothing"] = draw(st.sampled_from([0.0, 0.1]))
+    return op, scores, target, weight, options, rng
+
+
+@requires_torch
+@given(case=ignored_nonfinite_case())
+def test_ignored_items_with_non_finite_scores_are_left_out_like_torch(case):
+    """An ignored item contributes nothing, whatever its scores: it used to be
+    multiplied by its zero weight, and 0 * -inf turned the whole loss into NaN."""
+    op, scores, target, weight, options, rng = case
+    out, pullback = fancydl.vjp(
+        lambda z: getattr(fancydl, op)(z, target, weight=weight, **options), scores)
+    upstream = rng.standard_normal(out.shape).astype(scores.dtype)
+    t_weight = None if weight is None else torch.tensor(weight)
+    ref_out, (ref_g,) = _torch_vjp(
+        lambda z: getattr(F, op)(z, torch.tensor(target), weight=t_weight, **options),
+        [scores], upstream)
+    assert np.isfinite(out).all()
+    _assert_close(out, ref_out, scores.dtype.type)
+    # torch's gradient of an ignored row of non-finite logits is NaN (softmax * 0): so
+    # is ours.
+    np.testing.assert_allclose(pullback(upstream)[0], ref_g, equal_nan=True,
+                               **TOL[scores.dtype.type])
+
+
+@requires_torch
+@pytest.mark.parametrize("op, scores, target, options, expected", [
+    ("cross_entropy", [[2.0, 0.5, -1.0], [-np.inf, -np.inf, -np.inf]], [0, -100], {},
+     0.24131129665715703),
+    ("nll_loss", [[-np.inf, np.log(0.5), np.log(0.5)], np.log([0.2, 0.3, 0.5])],
+     [-100, 1], {}, 1.2039728043259361),
+    ("cross_entropy", [[1.0, 2.0, -np.inf], [0.5, 0.1, 0.3]], [-100, 0],
+     dict(label_smoothing=0.1), 0.9319014326242002),
+])
+def test_ignored_item_with_non_finite_scores_by_hand(op, scores, target, options,
+                                                     expected):
+    scores, target = np.asarray(scores), np.asarray(target)
+    loss = getattr(fancydl, op)(scores, target, **options)
+    np.testing.assert_allclose(loss, expected, rtol=1e-12)
+    per_item = getattr(fancydl, op)(scores, target, reduction="none", **options)
+    assert per_item[target == -100] == 0.0 and np.isfinite(per_item).all()
+
+
+@requires_torch
+@pytest.mark.parametrize("name, call", [
+    ("softmax of all -inf", lambda z: fancydl.softmax(z, 0)),
+    ("softmax with +inf", lambda z: fancydl.softmax(z, 0)),
+    ("logsumexp with +inf", lambda z: fancydl.logsumexp(z, 0)),
+    ("nll_loss of inf and -inf", lambda z: fancydl.nll_loss(z, np.array([0, 0]))),
+    ("cross_entropy, probability 0 on -inf",
+     lambda z: fancydl.cross_entropy(z, np.array([[1.0, 0.0], [0.5, 0.5]]))),
+])
+def test_non_finite_values_give_torchs_result_without_warnings(name, call):
+    """NaN and inf propagate as in PyTorch, without a RuntimeWarning (the warnings
+    filter of pytest.ini turns one into an error), forward and backward."""
+    inputs = {"softmax of all -inf": [-np.inf, -np.inf], "softmax with +inf": [np.inf, 0.0],
+              "logsumexp with +inf": [np.inf, 1000.0],
+              "nll_loss of inf and -inf": [[np.inf, 0.0], [-np.inf, 0.0]],
+              "cross_entropy, probability 0 on -inf": [[0.0, -np.inf], [1.0, 2.0]]}
+    theirs = {"softmax of all -inf": lambda t: F.softmax(t, 0),
+              "softmax with +inf": lambda t: F.softmax(t, 0),
+              "logsumexp with +inf": lambda t: torch.logsumexp(t, 0),
+              "nll_loss of inf and -inf": lambda t: F.nll_loss(t, torch.tensor([0, 0])),
+              "cross_entropy, probability 0 on -inf": lambda t: F.cross_entropy(
+                  t, torch.tensor([[1.0, 0.0], [0.5, 0.5]], dtype=torch.float64))}
+    z = np.array(inputs[name])
+    out, pullback = fancydl.vjp(call, z)
+    upstream = np.full(out.shape, 0.5)
+    (grad,) = pullback(upstream)
+    ref_out, (ref_grad,) = _torch_vjp(theirs[name], [z], upstream)
+    np.testing.assert_allclose(out, ref_out, rtol=1e-12)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-12)
+
+
+@requires_torch
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+@pytest.mark.parametrize("probabilities", [False, True])
+def test_no_class_at_all_matches_torch(reduction, smoothing, probabilities):
+    """C = 0 (every index target is then ignore_index): PyTorch's nan for the mean (and
+    its label smoothing's eps / 0 * 0 = nan for indices), empty gradients; it used to
+    raise an IndexError or a ZeroDivisionError."""
+    logits = np.zeros((3, 0))
+    target = np.zeros((3, 0)) if probabilities else np.array([-100, -100, -100])
+    out, pullback = fancydl.vjp(lambda z: fancydl.cross_entropy(
+        z, target, reduction=reduction, label_smoothing=smoothing), logits)
+    (grad,) = pullback(np.ones(out.shape))
+    ref = F.cross_entropy(torch.tensor(logits), torch.tensor(target), reduction=reduction,
+                          label_smoothing=smoothing).numpy()
+    assert out.shape == ref.shape and grad.shape == logits.shape
+    np.testing.assert_array_equal(out, ref)
+    if not probabilities:
+        ref = F.nll_loss(torch.tensor(logits), torch.tensor(target), reduction=reduction)
+        np.testing.assert_array_equal(fancydl.nll_loss(logits, target, reduction=reduction),
+                                      ref.numpy())
+
+
+@requires_torch
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("dtype, cast_to", [(np.float32, np.float64), (np.float64, np.float32),
+                                            (np.float32, np.float32), (np.int64, np.float64)])
+def test_dtype_casts_the_input_first_like_torch(name, dtype, cast_to):
+    """``dtype=``, as in PyTorch: the input is cast before the operation, the output has
+    that dtype, and the gradient comes back in the input's dtype."""
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((3, 5)) * 3).astype(dtype)
+    upstream = rng.standard_normal((3, 5)).astype(cast_to)
+    t_cast = {np.float32: torch.float32, np.float64: torch.float64}[cast_to]
+    out = getattr(fancydl, name)(x, 1, dtype=cast_to)
+    ref = getattr(F, name)(torch.tensor(x), 1, dtype=t_cast).numpy()
+    assert out.dtype == cast_to
+    _assert_close(out, ref, cast_to)
+    if np.issubdtype(dtype, np.floating):
+        (grad,) = fancydl.vjp(lambda z: getattr(fancydl, name)(z, 1, dtype=cast_to), x)[1](
+            upstream)
+        _, (ref_grad,) = _torch_vjp(lambda t: getattr(F, name)(t, 1, dtype=t_cast), [x],
+                                    upstream)
+        assert grad.dtype == dtype
+        _assert_close(grad, ref_grad, np.float32)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: fancydl.softmax(np.ones(3), 0, dtype=np.float16), TypeError,
+     "softmax: dtype must be float32 or float64, got float16"),
+    (lambda: fancydl.log_softmax(np.ones(3), 0, dtype="int"), TypeError,
+     "log_softmax: dtype must be float32 or float64"),
+    (lambda: fancydl.softmax(np.ones(3, complex), 0, dtype=np.float64), TypeError,
+     "softmax: input must have a real dtype to be cast to float64, got complex128"),
+    (lambda: fancydl.softmax(np.ones(3, int), 0), TypeError, "float32 or float64"),
+])
+def test_bad_dtype_names_the_argument(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.3])
+def test_ignored_rows_change_neither_loss_nor_weight_gradient(rng, reduction, smoothing):
+    """PyTorch does not differentiate the class weights; ours must not see ignored
+    items either: removing them (with their -inf and NaN scores) changes nothing."""
+    logits = rng.standard_normal((5, 4))
+    logits[1] = -np.inf
+    logits[3, 2] = np.nan
+    target = np.array([0, -100, 2, -100, 3])
+    weight = rng.uniform(0.5, 2.0, 4)
+    kept = target != -100
+
+    def loss_and_weight_gradient(z, t):
+        out, pullback = fancydl.vjp(lambda z, w: fancydl.cross_entropy(
+            z, t, weight=w, reduction=reduction, label_smoothing=smoothing), z, weight)
+        return out, pullback(np.array(0.7))[1]
+
+    out, g_weight = loss_and_weight_gradient(logits, target)
+    expected, expected_g = loss_and_weight_gradient(logits[kept], target[kept])
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+    np.testing.assert_allclose(g_weight, expected_g, rtol=1e-12, atol=1e-15)
