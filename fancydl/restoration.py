@@ -40,7 +40,8 @@ import numpy as np
 
 from .autodiff import Function, Traced, constant_of
 from .signal import apply_spectrum, next_fast_length, unnormalized_fft
-from .validation import check_array, check_float_array, check_int, check_pair, check_real
+from .validation import (check_array, check_float_array, check_float_dtype, check_int,
+                         check_pair, check_real)
 
 __all__ = ["wiener", "richardson_lucy", "inverse_filter", "transfer_function", "blur",
            "add_gaussian_noise", "add_poisson_noise", "psnr", "gaussian_psf",
@@ -48,6 +49,10 @@ __all__ = ["wiener", "richardson_lucy", "inverse_filter", "transfer_function", "
 
 #: Added to the re-blurred estimate before dividing, as scikit-image does.
 RL_GUARD = 1e-12
+
+#: The largest mean NumPy's Poisson sampler accepts, ``2**63 - 1 - 10 sqrt(2**63 - 1)``
+#: (about 9.22e18); beyond it ``Generator.poisson`` raises "lam value too large".
+POISSON_MAX_MEAN = float(np.iinfo(np.int64).max - 10 * np.sqrt(np.iinfo(np.int64).max))
 
 
 # --- transfer functions ---------------------------------------------------------------
@@ -62,10 +67,11 @@ def transfer_function(psf, shape, is_real=True):
 
     Parameters
     ----------
-    psf : ndarray of shape (k1, ..., kd), float
-        Impulse response; ``ki <= shape[i]``.
+    psf : ndarray of shape (k1, ..., kd), float32 or float64, non-empty
+        Impulse response (real: a complex array is already a transfer function).
     shape : tuple of int
-        The image's shape (N1, ..., Nd).
+        The image's shape (N1, ..., Nd): ``d`` entries with ``ki <= Ni``, so that the
+        PSF fits inside the image.
     is_real : bool
         Return the half spectrum of ``rfftn``, shape (N1, ..., Nd // 2 + 1), instead
         of the full ``fftn`` spectrum of shape ``shape``.
@@ -73,8 +79,17 @@ def transfer_function(psf, shape, is_real=True):
     Returns
     -------
     ndarray, complex64 for a float32 PSF, complex128 for float64
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> H = transfer_function(np.full((3, 3), 1 / 9), (8, 8))
+    >>> H.shape, round(float(H[0, 0].real), 12)  # the DC gain is the PSF's sum
+    ((8, 5), 1.0)
     """
     psf = constant_of(psf, "transfer_function", "psf")
+    shape = _check_shape("transfer_function", shape)
+    _check_psf("transfer_function", psf, shape, "shape")
     padded = np.zeros(shape, dtype=psf.dtype)
     wrapped = [(np.arange(k) - k // 2) % n for k, n in zip(psf.shape, shape)]
     padded[np.ix_(*wrapped)] = psf  # entry floor(k/2) of each axis lands on index 0
@@ -145,22 +160,40 @@ def _clip(x):
 
 # --- argument checks ----------------------------------------------------------------
 
-def _check_image_and_psf(op, image, psf, allow_complex_psf=False):
+def _check_image_and_psf(op, image, psf, allow_complex_psf=False, name="psf"):
     """Validate ``image`` (float, >= 1 dimension) and a real PSF that fits inside it."""
     check_float_array(op, "image", image)
     if image.ndim == 0:
         raise ValueError(f"{op}: image must have at least 1 dimension, got a 0-d array")
     if allow_complex_psf and isinstance(psf, np.ndarray) and np.iscomplexobj(psf):
         return
-    check_float_array(op, "psf", psf)
-    if psf.ndim != image.ndim:
-        raise ValueError(f"{op}: psf must have as many dimensions as image ({image.ndim}), "
-                         f"got shape {psf.shape} ({psf.ndim} dimensions)")
-    if any(k > n for k, n in zip(psf.shape, image.shape)):
-        raise ValueError(f"{op}: psf of shape {psf.shape} is larger than the image of "
-                         f"shape {image.shape} along some axis; it must fit inside it")
+    _check_psf(op, psf, image.shape, "image", name)
+
+
+def _check_psf(op, psf, shape, grid, name="psf"):
+    """A non-empty float PSF with one axis per entry of ``shape`` that fits inside it
+    (``grid`` names ``shape`` in the messages: 'image' or 'shape')."""
+    check_float_array(op, name, psf)
+    where = f"the image of shape {shape}" if grid == "image" else f"shape {shape}"
+    if psf.ndim != len(shape):
+        raise ValueError(f"{op}: {name} must have as many dimensions as {grid} "
+                         f"({len(shape)}), got shape {psf.shape} ({psf.ndim} dimensions)")
+    if any(k > n for k, n in zip(psf.shape, shape)):
+        raise ValueError(f"{op}: {name} of shape {psf.shape} is larger than {where} "
+                         f"along some axis; it must fit inside it")
     if psf.size == 0:
-        raise ValueError(f"{op}: psf must not be empty, got shape {psf.shape}")
+        raise ValueError(f"{op}: {name} must not be empty, got shape {psf.shape}")
+
+
+def _check_shape(op, shape):
+    """``shape`` (a tuple or list of positive ints, at least one) as a tuple."""
+    if not isinstance(shape, (tuple, list)):
+        raise TypeError(f"{op}: shape must be a tuple of positive ints, got "
+                        f"{type(shape).__name__} {shape!r}")
+    if len(shape) == 0:
+        raise ValueError(f"{op}: shape must have at least one entry, got ()")
+    return tuple(check_int(op, f"shape[{axis}]", n, minimum=1)
+                 for axis, n in enumerate(shape))
 
 
 def _filter_spectrum(op, name, kernel, image, is_real):
@@ -230,7 +263,7 @@ def wiener(image, psf, balance, reg=None, is_real=True, clip=True):
     if reg is not None:
         check_array("wiener", "reg", reg)
         if not np.iscomplexobj(reg):
-            _check_image_and_psf("wiener", image, reg.astype(image.dtype))
+            _check_image_and_psf("wiener", image, reg.astype(image.dtype), name="reg")
     psf_spectrum = _filter_spectrum("wiener", "psf", constant_of(psf, "wiener", "psf"),
                                     image, is_real)
     if reg is None:
@@ -442,7 +475,9 @@ def add_poisson_noise(image, peak, rng):
     Parameters
     ----------
     image : ndarray, float32 or float64, non-negative
-    peak : float > 0
+    peak : float > 0, finite
+        ``peak * image`` must stay at most ``POISSON_MAX_MEAN`` (about 9.22e18), the
+        largest mean NumPy's Poisson sampler accepts.
     rng : numpy.random.Generator
 
     Returns
@@ -451,12 +486,20 @@ def add_poisson_noise(image, peak, rng):
     """
     check_float_array("add_poisson_noise", "image", image)
     peak = check_real("add_poisson_noise", "peak", peak, minimum=0.0, inclusive=False)
+    if peak == np.inf:
+        raise ValueError("add_poisson_noise: peak must be finite, got inf")
     _check_generator("add_poisson_noise", rng)
     if image.size and not np.min(image) >= 0:
         raise ValueError(f"add_poisson_noise: image must be non-negative (it holds "
                          f"intensities), got a minimum of {np.min(image)}")
-    counts = rng.poisson(image.astype(np.float64) * peak)
-    return (counts / peak).astype(image.dtype)
+    with np.errstate(over="ignore"):  # an overflow to inf is refused just below
+        mean = image.astype(np.float64) * peak
+    if mean.size and not np.max(mean) <= POISSON_MAX_MEAN:
+        raise ValueError(f"add_poisson_noise: peak * image must be at most "
+                         f"{POISSON_MAX_MEAN:.4g} (the largest mean NumPy's Poisson "
+                         f"sampler accepts), got peak={peak:g} and a largest pixel of "
+                         f"{np.max(image):g}")
+    return (rng.poisson(mean) / peak).astype(image.dtype)
 
 
 def psnr(reference, image, data_range=None):
@@ -516,6 +559,7 @@ def gaussian_psf(size, sigma, dtype=np.float64):
     """
     height, width = check_pair("gaussian_psf", "size", size, minimum=1)
     sigma = check_real("gaussian_psf", "sigma", sigma, minimum=0.0, inclusive=False)
+    dtype = check_float_dtype("gaussian_psf", dtype)
     rows = np.arange(height) - (height - 1) / 2
     cols = np.arange(width) - (width - 1) / 2
     psf = np.exp(-(rows[:, None] ** 2 + cols[None, :] ** 2) / (2 * sigma ** 2))
@@ -526,14 +570,19 @@ def motion_psf(length, angle=0.0, size=None, dtype=np.float64):
     """Linear motion blur: a segment of ``length`` pixels through the centre, summing to 1.
 
     The segment is cut into many equal pieces and each piece's share goes to the pixel
-    nearest its midpoint, so a horizontal motion of ``L`` (integer) pixels gives ``L``
-    pixels of weight ``1 / L``.
+    nearest its midpoint: each pixel gets the length of segment that falls inside it.
+    A horizontal segment of odd integer length ``L``, centred on the centre pixel,
+    covers ``L`` whole pixels: ``L`` weights ``1 / L``. One of even length ``L`` ends
+    in the middle of a pixel: it covers ``L - 1`` whole pixels and half of the two
+    pixels at its ends, ``L + 1`` pixels in all, weights ``1 / L`` inside and
+    ``1 / (2 L)`` at the ends (a run of ``L`` whole pixels would have no centre
+    pixel). These are the weights of MATLAB's ``fspecial('motion', L, 0)``.
 
     Parameters
     ----------
-    length : float >= 1
+    length : float >= 1, finite
         Length of the motion in pixels.
-    angle : float
+    angle : float, finite
         Direction in degrees, counter-clockwise from the +x (column) axis.
     size : int, optional
         Side of the square grid; by default the smallest odd size holding the segment.
@@ -542,9 +591,20 @@ def motion_psf(length, angle=0.0, size=None, dtype=np.float64):
     Returns
     -------
     ndarray of shape (size, size)
+
+    Examples
+    --------
+    >>> motion_psf(3)[1]
+    array([0.33333333, 0.33333333, 0.33333333])
+    >>> motion_psf(4)[2]
+    array([0.125, 0.25 , 0.25 , 0.25 , 0.125])
     """
     length = check_real("motion_psf", "length", length, minimum=1.0)
-    angle = check_real("motion_psf", "angle", angle)
+    if length == np.inf:
+        raise ValueError("motion_psf: length must be finite, got inf")
+    angle = check_real("motion_psf", "angle", angle, minimum=-np.inf, maximum=np.inf,
+                       inclusive=False)  # finite
+    dtype = check_float_dtype("motion_psf", dtype)
     if size is None:
         size = int(np.ceil(length)) // 2 * 2 + 1
     size = check_int("motion_psf", "size", size, minimum=1)

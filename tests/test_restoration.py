@@ -285,6 +285,34 @@ def test_transfer_function_matches_skimage_ir2tf(case, is_real):
     assert relative_error(got, expected) < TOL[dtype]
 
 
+def test_transfer_function_dc_gain_is_the_psf_sum():
+    psf = np.arange(1.0, 10.0).reshape(3, 3)
+    for shape in [(3, 3), (4, 5), (8, 3)]:
+        assert fancydl.transfer_function(psf, shape)[0, 0] == pytest.approx(psf.sum())
+
+
+@pytest.mark.parametrize("psf, shape, error, match", [
+    (np.ones((3, 3)), (2, 2), ValueError,
+     r"transfer_function: psf of shape \(3, 3\) is larger than shape \(2, 2\)"),
+    (np.ones((3, 3)), (1, 1), ValueError, r"is larger than shape \(1, 1\)"),
+    (np.ones((3, 3)), (3, 3, 3), ValueError,
+     r"psf must have as many dimensions as shape \(3\), got shape \(3, 3\)"),
+    (np.ones((3, 3)), (3,), ValueError, r"as many dimensions as shape \(1\)"),
+    (np.ones((3, 3)), (0, 3), ValueError, r"shape\[0\] must be >= 1, got 0"),
+    (np.ones((3, 3)), (4, 4.0), TypeError, r"shape\[1\] must be an int, got float"),
+    (np.ones((3, 3)), 4, TypeError, r"shape must be a tuple of positive ints, got int"),
+    (np.ones(()), (), ValueError, r"shape must have at least one entry"),
+    (np.ones((0, 3)), (4, 4), ValueError, r"psf must not be empty, got shape \(0, 3\)"),
+    (np.ones((3, 3), complex), (4, 4), TypeError,
+     r"psf must have dtype float32 or float64, got complex128"),
+    (np.ones((3, 3), np.int64), (4, 4), TypeError, r"got int64"),
+    ([[1.0, 2.0]], (4, 4), TypeError, r"psf must be a numpy.ndarray, got list"),
+])
+def test_transfer_function_refuses_bad_psf_and_shape(psf, shape, error, match):
+    with pytest.raises(error, match=match):
+        fancydl.transfer_function(psf, shape)
+
+
 def test_default_regularizer_is_skimage_laplacian(rng):
     uft = pytest.importorskip("skimage.restoration.uft")
     from fancydl.restoration import _laplacian_transfer_function
@@ -333,6 +361,25 @@ def test_poisson_noise_has_mean_image_and_variance_image_over_peak():
     np.testing.assert_allclose(noisy * 40, np.round(noisy * 40), atol=1e-9)
 
 
+def test_poisson_noise_refuses_means_numpy_cannot_sample():
+    from fancydl.restoration import POISSON_MAX_MEAN
+    rng = np.random.default_rng(0)
+    ones = np.ones(3)
+    largest = fancydl.add_poisson_noise(ones, POISSON_MAX_MEAN, rng)
+    np.testing.assert_allclose(largest, 1.0, rtol=1e-6)
+    for peak in (np.nextafter(POISSON_MAX_MEAN, np.inf), 1e30):
+        with pytest.raises(ValueError, match=r"add_poisson_noise: peak \* image must "
+                                             r"be at most 9.223e\+18"):
+            fancydl.add_poisson_noise(ones, peak, rng)
+    with pytest.raises(ValueError, match=r"largest pixel of inf"):
+        fancydl.add_poisson_noise(np.array([0.0, np.inf]), 2.0, rng)
+    with pytest.raises(ValueError, match=r"add_poisson_noise: peak must be finite, "
+                                         r"got inf"):
+        fancydl.add_poisson_noise(ones, np.inf, rng)
+    with pytest.raises(ValueError, match=r"peak must be > 0.0, got nan"):
+        fancydl.add_poisson_noise(ones, np.nan, rng)
+
+
 def test_gaussian_psf_is_normalized_symmetric_and_gaussian():
     psf = fancydl.gaussian_psf((5, 7), 1.5)
     assert psf.shape == (5, 7) and psf.sum() == pytest.approx(1.0)
@@ -354,6 +401,41 @@ def test_motion_psf_is_a_line():
     np.testing.assert_allclose(diagonal, diagonal[::-1, ::-1], atol=1e-12)
     assert np.count_nonzero(np.diag(diagonal[:, ::-1])) == 5
     assert diagonal.shape == (9, 9)
+
+
+def test_motion_psf_of_even_length_has_half_weight_ends():
+    """A centred segment of even length L covers L - 1 whole pixels and two halves
+    (MATLAB's fspecial('motion', L, 0) gives the same weights)."""
+    for length in (2, 4, 6):
+        row = fancydl.motion_psf(length)[length // 2]
+        expected = np.full(length + 1, 1 / length)
+        expected[[0, -1]] = 1 / (2 * length)
+        np.testing.assert_allclose(row, expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("make", [
+    lambda dtype: fancydl.gaussian_psf(3, 1.0, dtype=dtype),
+    lambda dtype: fancydl.motion_psf(3, dtype=dtype),
+])
+def test_psfs_are_float32_or_float64(make):
+    for dtype in (np.float32, np.float64):
+        psf = make(dtype)
+        assert psf.dtype == dtype and psf.sum() == pytest.approx(1.0, rel=1e-6)
+    for dtype in (np.int32, np.int8, bool, np.float16, np.complex128):
+        with pytest.raises(TypeError, match=r"dtype must be float32 or float64, got "):
+            make(dtype)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"length": np.inf}, r"motion_psf: length must be finite, got inf"),
+    ({"length": np.nan}, r"motion_psf: length must be >= 1.0, got nan"),
+    ({"length": 3, "angle": np.nan},
+     r"motion_psf: angle must be in \(-inf, inf\), got nan"),
+    ({"length": 3, "angle": -np.inf}, r"angle must be in \(-inf, inf\), got -inf"),
+])
+def test_motion_psf_refuses_non_finite_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        fancydl.motion_psf(**kwargs)
 
 
 # --- 1-D deconvolution --------------------------------------------------------------
@@ -431,7 +513,8 @@ def test_bad_wiener_arguments():
     with pytest.raises(ValueError, match=r"complex psf is a transfer function and must "
                                          r"have shape \(8, 5\)"):
         fancydl.wiener(IMAGE, np.ones((8, 8), complex), 0.1)
-    with pytest.raises(ValueError, match=r"psf must have as many dimensions"):
+    with pytest.raises(ValueError, match=r"wiener: reg must have as many dimensions as "
+                                         r"image \(2\)"):
         fancydl.wiener(IMAGE, PSF, 0.1, reg=np.ones(3))
     with pytest.raises(TypeError, match="reg must be a numpy.ndarray"):
         fancydl.wiener(IMAGE, PSF, 0.1, reg=[1.0])

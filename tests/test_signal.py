@@ -80,7 +80,8 @@ def test_complex_valid_correlation_with_swapped_inputs_is_not_conjugated():
 
 @given(n1=st.integers(1, 7), n2=st.integers(1, 7), mode=modes,
        method=st.sampled_from(["direct", "fft"]), correlate=st.booleans(),
-       two_d=st.booleans(), dtype=st.sampled_from((np.float32, np.float64, np.complex128)),
+       two_d=st.booleans(),
+       dtype=st.sampled_from((np.float32, np.float64, np.complex128, np.int64, np.int32)),
        seed=st.integers(0, 2**32 - 1))
 def test_convolve_and_correlate_match_scipy(n1, n2, mode, method, correlate, two_d, dtype,
                                             seed):
@@ -156,8 +157,9 @@ def test_empty_inputs_like_scipy(shape1, shape2, mode):
 def test_fftconvolve_empty_and_zero_dimensional_like_scipy():
     _assert_same(fancydl.fftconvolve(np.ones((0, 3)), np.ones((2, 2))),
                  signal.fftconvolve(np.ones((0, 3)), np.ones((2, 2))))
-    _assert_same(fancydl.fftconvolve(np.array(3.0), np.array(2.0)),
-                 signal.fftconvolve(np.array(3.0), np.array(2.0)))
+    for axes in (None, 0, [-1]):
+        _assert_same(fancydl.fftconvolve(np.array(3.0), np.array(2.0), axes=axes),
+                     signal.fftconvolve(np.array(3.0), np.array(2.0), axes=axes))
 
 
 def test_nan_and_inf_propagate_like_scipy():
@@ -264,6 +266,18 @@ def test_gradients_need_zero_fill():
         fancydl.vjp(lambda a, b: fancydl.correlate2d(a, b, fillvalue=1), x, k)
 
 
+@pytest.mark.parametrize("op", [fancydl.convolve2d, fancydl.correlate2d])
+def test_gradients_of_a_complex_convolution_are_refused(op):
+    """A traced real image with a complex kernel used to get a zero gradient: the
+    complex output silently dropped the trace."""
+    x, k = np.arange(16.0).reshape(4, 4), np.array([[1 + 1j, 2], [0, 1j]])
+    with pytest.raises(TypeError, match=r"gradients are implemented for real inputs "
+                                        r"only, got in2 of dtype complex128"):
+        fancydl.vjp(lambda a: op(a, k), x)
+    with pytest.raises(TypeError, match=r"got in1 of dtype complex128"):
+        fancydl.vjp(lambda b: op(k, b, mode="same"), x)
+
+
 # --- bad input ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("op", [fancydl.convolve2d, fancydl.correlate2d])
@@ -289,7 +303,8 @@ def test_bad_arguments_of_2d_functions(op):
         op(x, k.astype(np.float16))
     with pytest.raises(TypeError, match=r"in1 must be an array, got str"):
         op("abc", k)
-    with pytest.raises(ValueError, match=r"boundary='wrap' needs non-empty inputs"):
+    with pytest.raises(ValueError, match=r"boundary='wrap' cannot extend in1 of shape "
+                                         r"\(0, 3\): it is empty"):
         op(np.ones((0, 3)), k, boundary="wrap")
 
 
@@ -370,3 +385,188 @@ def test_fft_helpers_give_the_circular_convolution(real, dtype):
     assert out.shape == shape
     np.testing.assert_allclose(out, expected if not real else expected.real, rtol=1e-4,
                                atol=1e-4)
+
+
+def _assert_same_non_finite(ours, theirs):
+    """Equal shapes and dtypes, the same non-finite entries (real: the same NaN, +inf
+    and -inf), finite values close. Complex infinities are not compared part by part:
+    which part of ``inf * z`` is NaN depends on how the product is computed (numpy's
+    complex dot differs from an elementwise product), even within scipy."""
+    assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
+    finite = np.isfinite(theirs)
+    np.testing.assert_array_equal(np.isfinite(ours), finite)
+    if not np.iscomplexobj(theirs):
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+        np.testing.assert_array_equal(np.isposinf(ours), np.isposinf(theirs))
+    np.testing.assert_allclose(ours[finite], theirs[finite], rtol=1e-9, atol=1e-9)
+
+
+def _spoil(rng, array, values):
+    """Put each of ``values`` (inf, -inf, NaN) at a random place of ``array``."""
+    for value in values:
+        array[tuple(rng.integers(0, n) for n in array.shape)] = value
+
+
+@given(shape1=st.lists(st.integers(1, 6), min_size=1, max_size=2), data=st.data(),
+       mode=modes, correlate=st.booleans(), method=st.sampled_from(["direct", "auto"]),
+       dtype=st.sampled_from([np.float64, np.complex128]),
+       where=st.sampled_from(["in1", "in2", "both"]),
+       values=st.lists(st.sampled_from([np.inf, -np.inf, np.nan]), min_size=1, max_size=3),
+       seed=st.integers(0, 2**32 - 1))
+def test_convolve_and_correlate_non_finite_like_scipy_direct(shape1, data, mode, correlate,
+                                                             method, dtype, where, values,
+                                                             seed):
+    """1-D: numpy.convolve's sum over the overlap (no 0 * inf from the padding, except
+    in 'same' mode with the shorter in1); 2-D: the padding of in1, or in 'full' mode of
+    the larger input, times the other's samples. 'auto' on small inputs is 'direct'."""
+    shape2 = data.draw(st.lists(st.integers(1, 6), min_size=len(shape1),
+                                max_size=len(shape1)))
+    assume(_valid_pair(shape1, shape2, mode))
+    rng = np.random.default_rng(seed)
+    in1, in2 = _random(rng, shape1, dtype), _random(rng, shape2, dtype)
+    for name, array in (("in1", in1), ("in2", in2)):
+        if where in (name, "both"):
+            _spoil(rng, array, values)
+    name = "correlate" if correlate else "convolve"
+    with np.errstate(invalid="ignore", over="ignore"):
+        theirs = getattr(signal, name)(in1, in2, mode, method="direct")
+    _assert_same_non_finite(getattr(fancydl, name)(in1, in2, mode, method=method), theirs)
+
+
+def test_one_d_infinite_kernel_meets_no_padding():
+    """The reviewer's cases: numpy.convolve never multiplies padding."""
+    inf_kernel = np.array([1.0, np.inf])
+    np.testing.assert_array_equal(fancydl.convolve([1.0, 2, 3], inf_kernel),
+                                  [1, np.inf, np.inf, np.inf])
+    np.testing.assert_array_equal(fancydl.correlate([1.0, 2, 3], inf_kernel),
+                                  [np.inf, np.inf, np.inf, 3])
+    np.testing.assert_array_equal(fancydl.convolve([1.0, 2], [1.0, np.nan, 3, 4]),
+                                  [1, np.nan, np.nan, 10, 8])
+
+
+def test_auto_method_keeps_nan_where_scipy_direct_puts_it():
+    """Inputs large enough for the FFT, with one NaN: 'auto' sums directly (the FFT
+    would make all 399 outputs NaN), quietly (warnings are errors here)."""
+    rng = np.random.default_rng(0)
+    in1, in2 = rng.standard_normal(300), rng.standard_normal(100)
+    in1[5] = np.nan
+    ours = fancydl.convolve(in1, in2)
+    _assert_same_non_finite(ours, signal.convolve(in1, in2, method="direct"))
+    assert np.isnan(ours).sum() == 100
+    assert np.isnan(fancydl.convolve(in1, in2, method="fft")).all()
+    assert np.isnan(fancydl.fftconvolve(in1, in2)).all()
+
+
+@given(shape1=st.tuples(st.integers(0, 3), st.integers(0, 3)),
+       shape2=st.tuples(st.integers(0, 3), st.integers(0, 3)), mode=modes,
+       boundary=st.sampled_from(["fill", "wrap", "symm"]),
+       fillvalue=st.sampled_from([0, 1.5, -2]), correlate=st.booleans())
+def test_empty_inputs_like_scipy_with_every_boundary(shape1, shape2, mode, boundary,
+                                                      fillvalue, correlate):
+    """With an empty in1 every output sample reads only the padding: fillvalue times
+    the kernel's sum; with an empty kernel it is a sum of nothing."""
+    assume(0 in shape1 + shape2)
+    in1, in2 = np.full(shape1, 2.0), np.arange(1.0, 1 + np.prod(shape2)).reshape(shape2)
+    name = "correlate2d" if correlate else "convolve2d"
+    ours = _outcome(getattr(fancydl, name), in1, in2, mode, boundary, fillvalue)
+    if boundary != "fill" and mode == "full" and in1.size == 0:
+        # scipy dies of a floating-point exception here (it wraps modulo 0): refuse
+        # when there is something to wrap into, else it is a sum of nothing.
+        full = [n1 + n2 - 1 for n1, n2 in zip(shape1, shape2)]
+        if in2.size and min(full) > 0:
+            assert ours is ValueError
+        else:
+            assert ours is not ValueError and not ours.any()
+        return
+    theirs = _outcome(getattr(signal, name), in1, in2, mode, boundary, fillvalue)
+    if theirs is ValueError:  # 'valid' without a larger input; 'full' of two empties
+        assert ours is ValueError or ours.size == 0
+    else:
+        _assert_same(ours, theirs)
+
+
+def test_empty_in1_reads_only_the_fillvalue():
+    out = fancydl.convolve2d(np.zeros((0, 3)), np.ones((2, 2)), fillvalue=1.0)
+    np.testing.assert_array_equal(out, [[4.0, 4.0, 4.0, 4.0]])
+
+
+@pytest.mark.parametrize("fillvalue", [np.array(2.0), np.array([2.0]), np.array([[2.0]]),
+                                       np.float32(2.0), True, 2, 2 + 0j])
+@pytest.mark.parametrize("dtype", [np.float64, np.int64, np.uint8])
+def test_fillvalue_as_scipy_accepts_it(fillvalue, dtype):
+    in1, in2 = np.arange(6).reshape(2, 3).astype(dtype), np.ones((2, 2), dtype)
+    for name in ("convolve2d", "correlate2d"):
+        ours = getattr(fancydl, name)(in1, in2, fillvalue=fillvalue)
+        reference = 1 if fillvalue is True else 2
+        _assert_same(ours, getattr(signal, name)(in1, in2, fillvalue=reference))
+
+
+@pytest.mark.parametrize("fillvalue, dtype, error, match", [
+    (np.array([1.0, 2.0]), np.float64, ValueError,
+     r"fillvalue must be a number or an array with one element, got an array of shape "
+     r"\(2,\)"),
+    ("2", np.float64, TypeError, r"fillvalue must be a number, got str"),
+    (None, np.float64, TypeError, r"fillvalue must be a number, got NoneType"),
+    (1 + 2j, np.float64, ValueError, r"fillvalue must be real for float64 inputs"),
+    (2.7, np.int64, ValueError, r"fillvalue must be an integer that int64 \(the inputs' "
+                                r"dtype\) holds, got 2.7"),
+    (np.nan, np.int64, ValueError, r"holds, got nan"),
+    (300, np.uint8, ValueError, r"integer that uint8 .* got 300"),
+    (-1, np.uint8, ValueError, r"got -1"),
+])
+def test_fillvalue_refused_with_a_clear_message(fillvalue, dtype, error, match):
+    in1, in2 = np.ones((3, 3), dtype), np.ones((2, 2), dtype)
+    with pytest.raises(error, match=match):
+        fancydl.convolve2d(in1, in2, fillvalue=fillvalue)
+
+
+@given(ndim=st.integers(1, 3), data=st.data(), mode=modes,
+       dtype=st.sampled_from((np.float32, np.float64, np.complex128, np.int32)),
+       seed=st.integers(0, 2**32 - 1))
+def test_fftconvolve_axes_match_scipy(ndim, data, mode, dtype, seed):
+    """Convolve along some axes, broadcast along the others (equal lengths or 1)."""
+    shape1, shape2 = [], []
+    for _ in range(ndim):
+        kind = data.draw(st.sampled_from(["free", "equal", "one1", "one2"]))
+        n1, n2 = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 5))
+        shape1.append(1 if kind == "one1" else n1)
+        shape2.append(1 if kind == "one2" else n1 if kind == "equal" else n2)
+    axes = data.draw(st.one_of(
+        st.none(), st.integers(-ndim, ndim - 1),
+        st.lists(st.integers(-ndim, ndim - 1), min_size=1, max_size=ndim,
+                 unique_by=lambda a: a % ndim)))
+    rng = np.random.default_rng(seed)
+    in1, in2 = _random(rng, shape1, dtype), _random(rng, shape2, dtype)
+    ours = _outcome(fancydl.fftconvolve, in1, in2, mode, axes=axes)
+    theirs = _outcome(signal.fftconvolve, in1, in2, mode, axes=axes)
+    if theirs is ValueError:  # shapes that do not broadcast, or 'valid' without a winner
+        assert ours is ValueError
+    else:
+        _assert_same(ours, theirs)
+
+
+def test_fftconvolve_along_rows():
+    rows = np.array([[1.0, 2.0, 3.0], [0.0, 1.0, 0.0]])
+    kernels = np.array([[1.0, 10.0], [2.0, 0.0]])
+    out = fancydl.fftconvolve(rows, kernels, axes=1)
+    expected = [np.convolve(row, kernel) for row, kernel in zip(rows, kernels)]
+    np.testing.assert_allclose(out, expected, atol=1e-12)
+
+
+def test_fftconvolve_bad_axes():
+    x = np.ones((3, 4))
+    with pytest.raises(ValueError, match=r"fftconvolve: axes out of range: expected a "
+                                         r"value in \[-2, 1\] for an input with 2 "
+                                         r"dimensions, got 2"):
+        fancydl.fftconvolve(x, x, axes=2)
+    with pytest.raises(ValueError, match=r"axes must be distinct, got \[0, -2\]"):
+        fancydl.fftconvolve(x, x, axes=[0, -2])
+    with pytest.raises(ValueError, match=r"axes must not be empty"):
+        fancydl.fftconvolve(x, x, axes=[])
+    with pytest.raises(TypeError, match=r"axes must be None, an int or a sequence of "
+                                        r"ints, got float 1.0"):
+        fancydl.fftconvolve(x, x, axes=1.0)
+    with pytest.raises(ValueError, match=r"equal lengths \(or length 1\) on every axis "
+                                         r"not in axes=1, got shapes \(3, 4\) and "
+                                         r"\(2, 4\)"):
+        fancydl.fftconvolve(x, np.ones((2, 4)), axes=1)
