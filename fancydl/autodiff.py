@@ -199,6 +199,28 @@ def _argument_names(function):
                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
 
 
+def quiet(*steps):
+    """Class decorator: the given steps (``"forward"``, ``"backward"``) of a Function
+    run with NumPy's floating-point warnings off, so that inf and NaN come out as in
+    PyTorch (``1 / 0 = inf``, ``inf - inf = NaN``) without a RuntimeWarning. Costs
+    about 1 microsecond a call (``np.errstate``): only the steps that can warn."""
+    def decorate(cls):
+        for name in steps:
+            setattr(cls, name, _without_warnings(getattr(cls, name)))
+        return cls
+
+    return decorate
+
+
+def _without_warnings(step):
+    @functools.wraps(step)
+    def quiet(*args, **kwargs):
+        with np.errstate(all="ignore"):
+            return step(*args, **kwargs)
+
+    return staticmethod(quiet)
+
+
 def _function_name(function):
     return function.operator_name or function.__name__.lstrip("_")
 

@@ -61,7 +61,7 @@ input-gradient back into it: O(input + output·kernel), where padding p = 10⁶ 
 otherwise take terabytes.
 
 NumPy's overflow and invalid-value warnings are off in every forward and backward
-pass (:func:`_quiet`): a NaN or inf propagates as in PyTorch, silently.
+pass (:func:`fancydl.autodiff.quiet`): a NaN or inf propagates as in PyTorch, silently.
 
 The loop and "zero insertion" references that the chapters compare with
 (``conv2d_loops``, ``conv_transpose2d_zero_insertion``, ``insert_zeros``) live in
@@ -71,14 +71,13 @@ The loop and "zero insertion" references that the chapters compare with
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import windows
-from .autodiff import Function
+from .autodiff import Function, quiet
 from .rows import add_channel_bias, channel_sums
 from .parallel import halves
 from .validation import (check_choice, check_float_array, check_int, check_pair,
@@ -522,7 +521,9 @@ def _mostly_padding(geom, input_size, out_size):
 
 
 def _gathered_pieces(input_shape, geom, out_size, itemsize):
-    """Pieces of the work whose columns fit in the workspace (:func:`work_chunks`).
+    """Pieces of the work, each a block of output rows of some images whose columns
+    fit in the workspace (:func:`work_chunks`; the budget counts the columns, not the
+    integer table rows that index them).
 
     Yields
     ------
@@ -531,18 +532,25 @@ def _gathered_pieces(input_shape, geom, out_size, itemsize):
     rows : int ndarray of shape (n, kH·kW, l)
         The pixel-table row that each kernel offset reads at each position of the
         piece: input pixel ``h·W + w`` of its image, or the image's zero pixel where
-        the offset reads the padding.
+        the offset reads the padding. Built per piece from one table per axis, so no
+        array of the whole output's size is made.
     """
     n, c, height, width = input_shape
-    image_rows, (oh, ow) = height * width + 1, out_size
-    origin_rows, origin_cols = geom.window_origins(out_size, np.intp)  # (L, kH·kW)
-    inside = ((origin_rows >= 0) & (origin_rows < height)
-              & (origin_cols >= 0) & (origin_cols < width))
-    pixels = np.where(inside, origin_rows * width + origin_cols, height * width).T
+    (oh, ow), (kh, kw) = out_size, geom.kernel
+    (sh, sw), (dh, dw) = geom.stride, geom.dilation
+    # The input row (column) each output row (column) reads with each kernel row (column).
+    rows_at = np.arange(oh)[:, None] * sh - geom.pad_widths[0][0] + np.arange(kh) * dh
+    cols_at = np.arange(ow)[:, None] * sw - geom.pad_widths[1][0] + np.arange(kw) * dw
+    row_inside = (rows_at >= 0) & (rows_at < height)  # (H_out, kH)
+    col_inside = (cols_at >= 0) & (cols_at < width)   # (W_out, kW)
+    zero_pixel = height * width
     for chunk, out_rows in work_chunks(n, c * geom.taps * oh * ow * itemsize, rows=oh):
+        r, r_inside = rows_at[out_rows, None, :, None], row_inside[out_rows, None, :, None]
+        pixels = np.where(r_inside & col_inside[:, None, :],
+                          r * width + cols_at[:, None, :], zero_pixel)  # (h, W_out, kH, kW)
+        first_rows = np.arange(chunk.start, chunk.stop) * (zero_pixel + 1)
         span = slice(out_rows.start * ow, out_rows.stop * ow)
-        first_rows = np.arange(chunk.start, chunk.stop) * image_rows
-        yield chunk, span, first_rows[:, None, None] + pixels[:, span]
+        yield chunk, span, first_rows[:, None, None] + pixels.reshape(-1, geom.taps).T
 
 
 def _gathered_columns(table, rows, groups):
@@ -1583,18 +1591,7 @@ def _depthwise_input_grad(grad, weight, padded_shape, geom):
 
 # --- conv2d ---------------------------------------------------------------------------
 
-def _quiet(method):
-    """Run a forward or backward pass with NumPy's overflow and invalid-value warnings
-    off: a NaN or inf in the data, or a float32 sum that overflows, gives PyTorch's
-    NaN or ±inf without a warning (0.9 µs a call)."""
-    @functools.wraps(method)
-    def quiet(*args, **kwargs):
-        with np.errstate(over="ignore", invalid="ignore"):
-            return method(*args, **kwargs)
-
-    return quiet
-
-
+@quiet("forward", "backward")
 class _Conv2d(Function):
     """conv2d; a stride-1 depthwise one with one filter per channel whose weight needs a
     gradient keeps the padded planes of its input, not the input: the forward pass
@@ -1606,10 +1603,9 @@ class _Conv2d(Function):
     (:func:`_mostly_padding`): then the input is kept.
 
     Both passes run with NumPy's overflow and invalid-value warnings off
-    (:func:`_quiet`): inf and NaN propagate as in PyTorch, silently."""
+    (:func:`fancydl.autodiff.quiet`): inf and NaN propagate as in PyTorch, silently."""
 
     @staticmethod
-    @_quiet
     def forward(ctx, input, weight, bias, geom):
         ctx.geom, ctx.input_shape, ctx.planes = geom, input.shape, None
         out_size = geom.output_size(*input.shape[2:])
@@ -1626,7 +1622,6 @@ class _Conv2d(Function):
         return out
 
     @staticmethod
-    @_quiet
     def backward(ctx, grad):
         input, weight = ctx.saved
         needs, geom = ctx.needs_input_grad, ctx.geom
@@ -1818,6 +1813,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 # --- conv_transpose2d -------------------------------------------------------------------
 
+@quiet("forward", "backward")
 class _ConvTranspose2d(Function):
     """Forward = conv2d's input-gradient; backward = conv2d forward and weight-gradient.
 
@@ -1830,7 +1826,6 @@ class _ConvTranspose2d(Function):
     input is needed.) Warnings off as in :class:`_Conv2d`."""
 
     @staticmethod
-    @_quiet
     def forward(ctx, input, weight, bias, geom, output_size):
         out_shape = (input.shape[0], weight.shape[1] * geom.groups) + tuple(output_size)
         keep = ctx.needs_input_grad[1]
@@ -1850,7 +1845,6 @@ class _ConvTranspose2d(Function):
         return out
 
     @staticmethod
-    @_quiet
     def backward(ctx, grad):
         weight, = ctx.saved
         needs = ctx.needs_input_grad
@@ -1975,28 +1969,26 @@ def _fold(cols, shape, geom):
     return image_from_pixel_table(table, shape)
 
 
+@quiet("forward", "backward")
 class _Im2col(Function):
     @staticmethod
-    @_quiet
     def forward(ctx, input, geom):
         ctx.geom, ctx.input_shape = geom, input.shape
         return _unfold(input, geom)
 
     @staticmethod
-    @_quiet
     def backward(ctx, grad):
         return _fold(grad, ctx.input_shape, ctx.geom), None
 
 
+@quiet("forward", "backward")
 class _Col2im(Function):
     @staticmethod
-    @_quiet
     def forward(ctx, cols, geom, output_size, channels):
         ctx.geom = geom
         return _fold(cols, (cols.shape[0], channels) + tuple(output_size), geom)
 
     @staticmethod
-    @_quiet
     def backward(ctx, grad):
         return _unfold(grad, ctx.geom), None, None, None
 

@@ -20,14 +20,13 @@ see :func:`fancydl._traced.install_operators`.
 
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 
 import numpy as np
 
 from ._traced import Traced, constant_of, install_operators
-from .autodiff import Function
+from .autodiff import Function, quiet
 from .validation import check_dim, check_float_array, check_same_dtype
 
 __all__ = ["add", "sub", "mul", "div", "pow", "neg", "exp", "log", "relu", "sigmoid",
@@ -59,28 +58,6 @@ def unbroadcast(grad, shape, dtype=None):
         stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
         grad = grad.sum(axis=stretched, keepdims=True) if stretched else grad
     return grad if dtype is None else grad.astype(dtype, copy=False)
-
-
-def _quiet(*steps):
-    """Class decorator: the given steps (``"forward"``, ``"backward"``) of a Function
-    run with NumPy's floating-point warnings off, so that inf and NaN come out as in
-    PyTorch (``1 / 0 = inf``, ``inf - inf = NaN``) without a RuntimeWarning. Costs
-    about 1 microsecond a call (``np.errstate``): only the steps that can warn."""
-    def decorate(cls):
-        for name in steps:
-            setattr(cls, name, _without_warnings(getattr(cls, name)))
-        return cls
-
-    return decorate
-
-
-def _without_warnings(step):
-    @functools.wraps(step)
-    def quiet(*args, **kwargs):
-        with np.errstate(all="ignore"):
-            return step(*args, **kwargs)
-
-    return staticmethod(quiet)
 
 
 def _describe(x):
@@ -155,7 +132,7 @@ def _zero_dim_follows(input, other):
 
 # --- binary arithmetic ------------------------------------------------------------------
 
-@_quiet("forward", "backward")
+@quiet("forward", "backward")
 class _Add(Function):
     operator_name = "add"
 
@@ -170,7 +147,7 @@ class _Add(Function):
         return unbroadcast(grad, *ma), unbroadcast(grad, *mb)
 
 
-@_quiet("forward", "backward")
+@quiet("forward", "backward")
 class _Sub(Function):
     operator_name = "sub"
 
@@ -185,7 +162,7 @@ class _Sub(Function):
         return unbroadcast(grad, *ma), unbroadcast(-grad, *mb)
 
 
-@_quiet("forward", "backward")
+@quiet("forward", "backward")
 class _Mul(Function):
     operator_name = "mul"
 
@@ -202,7 +179,7 @@ class _Mul(Function):
         return ga, gb
 
 
-@_quiet("forward", "backward")
+@quiet("forward", "backward")
 class _Div(Function):
     operator_name = "div"
 
@@ -221,7 +198,7 @@ class _Div(Function):
         return ga, gb
 
 
-@_quiet("forward", "backward")
+@quiet("forward", "backward")
 class _Pow(Function):
     operator_name = "pow"
 
@@ -290,7 +267,7 @@ class _Neg(Function):
         return (-grad,)
 
 
-@_quiet("forward", "backward")
+@quiet("forward", "backward")
 class _Exp(Function):
     operator_name = "exp"
 
@@ -306,7 +283,7 @@ class _Exp(Function):
         return (grad * y,)
 
 
-@_quiet("forward", "backward")
+@quiet("forward", "backward")
 class _Log(Function):
     operator_name = "log"
 
@@ -344,7 +321,7 @@ class _Relu(Function):
         return (masked,)
 
 
-@_quiet("backward")
+@quiet("backward")
 class _Sigmoid(Function):
     operator_name = "sigmoid"
 
@@ -362,7 +339,7 @@ class _Sigmoid(Function):
         return (grad * y * (1 - y),)
 
 
-@_quiet("backward")
+@quiet("backward")
 class _Tanh(Function):
     operator_name = "tanh"
 
@@ -433,7 +410,7 @@ def _reduced_axes(op, dim, ndim):
     return tuple(sorted(axes)) if ndim else ()
 
 
-@_quiet("forward")
+@quiet("forward")
 class _Sum(Function):
     operator_name = "sum"
 
@@ -448,7 +425,7 @@ class _Sum(Function):
         return (np.broadcast_to(grad, ctx.shape).copy(),)
 
 
-@_quiet("backward")
+@quiet("backward")
 class _Extreme(Function):
     """``amax``/``amin``: the gradient is shared equally by tied extremes (PyTorch)."""
 
@@ -637,7 +614,7 @@ def transpose(input, dim0, dim1):
     return _Permute.apply(input, tuple(axes))
 
 
-@_quiet("forward")
+@quiet("forward")
 class _Cast(Function):
     @staticmethod
     def forward(ctx, x, dtype):
@@ -651,7 +628,7 @@ class _Cast(Function):
 
 # --- products and indexing ----------------------------------------------------------------
 
-@_quiet("forward", "backward")
+@quiet("forward", "backward")
 class _Matmul(Function):
     operator_name = "matmul"
 
@@ -682,7 +659,7 @@ def matmul(input, other):
     return _Matmul.apply(input, other)
 
 
-@_quiet("forward", "backward")
+@quiet("forward", "backward")
 class _Linear(Function):
     operator_name = "linear"
 
@@ -732,7 +709,7 @@ def linear(input, weight, bias=None):
     return _Linear.apply(input, weight, bias)
 
 
-@_quiet("backward")
+@quiet("backward")
 class _GetItem(Function):
     operator_name = "getitem"
 

@@ -386,11 +386,13 @@ def _window_maximum(views, geom, input_size):
     out, chosen = _first_maximum(views, geom.taps)
     padded = any(p for pair in geom.pad_widths for p in pair)
     if padded and np.isneginf(out).any():
-        # An all -inf window points at its first real pixel, never at the padding.
-        inside = _views(pad2d(np.ones(input_size, bool), geom.pad_widths, False), geom)
-        stuck = np.isneginf(out)
-        for k in range(len(views) - 1, -1, -1):
-            np.copyto(chosen, k, where=stuck & inside[k])
+        # An all -inf window points at its first real pixel, never at the padding (a
+        # window that misses the input keeps tap 0: no pixel, index -1).
+        first_row = _first_inside(geom, 0, input_size[0])[:, None]
+        first_col = _first_inside(geom, 1, input_size[1])
+        stuck = np.isneginf(out) & (first_row >= 0) & (first_col >= 0)
+        chosen = np.where(stuck, first_row * geom.kernel[1] + first_col,
+                          chosen).astype(chosen.dtype)
     if np.isnan(out).any():
         last_nan = _last_true((np.isnan(view) for view in views), out.shape, geom.taps)
         chosen = np.where(last_nan >= 0, last_nan, chosen)
@@ -439,8 +441,8 @@ class _MaxPool2d(Function):
         ctx.along_axes = _fixed_by_axes(geom, x.shape)
         if ctx.along_axes:
             out, indices = _in_halves(lambda half: _max_pool_by_axes(half, geom), x)
-            ctx.save_for_backward(indices)
-            return (out, indices) if return_indices else out
+            ctx.save_for_backward(indices)  # the caller gets a copy: changing it is safe
+            return (out, indices.copy()) if return_indices else out
         out, chosen = _max_pool_forward(x, geom)
         ctx.save_for_backward(chosen)
         if return_indices:
@@ -696,7 +698,9 @@ class _AvgPool2d(Function):
     sums loop over the kernel taps, or for windows of many taps and little work
     (:func:`_fixed_by_axes`) run along the columns, then the rows. inf + -inf in a
     window is NaN and a float32 sum beyond its range inf, as in PyTorch, without a
-    warning."""
+    warning; along the axes, though, a window whose row sums overflow with opposite
+    signs (3e38 + 3e38 in one row, -3e38 - 3e38 in the next) gives NaN where
+    PyTorch's row-major sum gives inf."""
 
     @staticmethod
     def forward(ctx, x, geom, divisor):
@@ -775,7 +779,8 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     Notes
     -----
     Windows of many taps and little work (:func:`by_axes`) are summed along their
-    columns, then their rows: the same sums, added in another order.
+    columns, then their rows: the same sums, added in another order (in float32, a
+    window whose partial sums overflow can then give NaN where PyTorch gives ±inf).
 
     Examples
     --------
@@ -858,8 +863,8 @@ class _AdaptiveMaxPool2d(Function):
                 out, indices = _adaptive_max_by_axes(x, rows, cols)
             else:
                 out, indices = _adaptive_max_by_offsets(x, rows, cols)
-        ctx.save_for_backward(indices)
-        return (out, indices) if return_indices else out
+        ctx.save_for_backward(indices)  # the caller gets a copy: changing it is safe
+        return (out, indices.copy()) if return_indices else out
 
     @staticmethod
     def backward(ctx, grad, grad_indices=None):
@@ -878,16 +883,13 @@ def _adaptive_max_by_offsets(x, rows, cols):
     width = x.shape[-1]
     reads = [(r[:, None], c[None, :]) for r in rows for c in cols]
     views = [x[..., r, c] for r, c in reads]
-    out = views[0].copy()
-    for view in views[1:]:
-        np.maximum(out, view, out=out)
-    indices = np.zeros(out.shape, np.int64)
-    for (r, c), view in zip(reads[::-1], views[::-1]):
-        np.copyto(indices, r * width + c, where=view == out)
+    out, tap = _first_maximum(views, len(views))
     if np.isnan(out).any():
-        for (r, c), view in zip(reads, views):
-            np.copyto(indices, r * width + c, where=np.isnan(view))
-    return out, indices
+        last_nan = _last_true((np.isnan(view) for view in views), out.shape, len(views))
+        tap = np.where(last_nan >= 0, last_nan, tap)
+    # The pixel each (offset, bin) reads, then the one of each bin's chosen offset.
+    pixels = np.stack([np.broadcast_to(r * width + c, out.shape[-2:]) for r, c in reads])
+    return out, pixels[tap, np.arange(out.shape[-2])[:, None], np.arange(out.shape[-1])]
 
 
 def _adaptive_max_by_axes(x, rows, cols):

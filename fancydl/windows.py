@@ -105,7 +105,7 @@ class WindowGeometry:
         taps = np.array(kernel_offsets(self.kernel)).reshape(-1, 2)
         rows = np.repeat(np.arange(ho) * sh - top, wo)[:, None] + taps[:, 0] * dh
         cols = np.tile(np.arange(wo) * sw - left, ho)[:, None] + taps[:, 1] * dw
-        return rows.astype(dtype), cols.astype(dtype)
+        return rows.astype(dtype, copy=False), cols.astype(dtype, copy=False)
 
 
 def work_chunks(batch, bytes_per_image, rows=1, budget=None):

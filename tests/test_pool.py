@@ -8,7 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 import fancydl
@@ -1084,6 +1084,7 @@ def test_max_pool2d_by_axes_matches_torch(case, seed, kind, dtype, threaded):
 
 
 @given(case=pool_cases(), seed=st.integers(0, 2 ** 32 - 1))
+@example(case=((1, 1, 5, 1), dict(kernel_size=2, stride=1, padding=1, dilation=2)), seed=0)
 def test_max_pool2d_by_axes_window_of_padding_only_as_the_tap_loop(case, seed):
     """Where a dilated window misses the input (PyTorch is not compared there: its
     backward may abort), both paths output -inf there and index -1."""
@@ -1205,6 +1206,13 @@ def test_huge_window_on_one_image_costs_milliseconds(name, call):
     if name == "avg_pool2d":
         np.testing.assert_allclose(out.ravel()[0], x.astype(np.float64).mean(), atol=1e-6)
         np.testing.assert_allclose(grad, 2.0 ** -20)
+    if name == "min_pool2d":  # two windows: the left and the right half
+        np.testing.assert_array_equal(out.ravel(), [x[..., :512].min(), x[..., 512:].min()])
+    if name in ("adaptive_max_pool2d", "roi_pool"):
+        assert out.ravel()[0] == x.max() and grad.ravel()[x.argmax()] == 1
+    if name == "roi_pool 512":
+        assert out.ravel()[0] == x[..., :512, :512].max()
+    assert grad.sum() == out.size  # one pixel per window takes its gradient of 1
 
 
 # --- extreme values: rounding, scaling, warnings ------------------------------------------
@@ -1422,3 +1430,18 @@ def test_one_element_tuples_mean_both_axes_as_in_torch(op):
                                   op(x, 3, stride=2, padding=1))
     if op is not fancydl.avg_pool2d:
         np.testing.assert_array_equal(op(x, (2,), dilation=(2,)), op(x, 2, dilation=2))
+
+
+@pytest.mark.parametrize("pool", [
+    lambda x: fancydl.max_pool2d(x, 2, return_indices=True),
+    lambda x: fancydl.adaptive_max_pool2d(x, 2, return_indices=True)])
+@pytest.mark.parametrize("along_axes", [False, True])
+def test_changing_returned_indices_does_not_change_the_gradient(pool, along_axes):
+    """The indices the backward scatters by were returned to the caller themselves."""
+    x = np.random.default_rng(0).standard_normal((1, 2, 4, 4))
+    upstream = np.random.default_rng(1).standard_normal((1, 2, 2, 2))
+    with by_axes() if along_axes else contextlib.nullcontext():
+        (out, indices), pullback = fancydl.vjp(pool, x)
+    expected = pullback((upstream, None))[0].copy()
+    indices[...] = 0
+    np.testing.assert_array_equal(pullback((upstream, None))[0], expected)
