@@ -20,7 +20,6 @@ modules and only subclass :class:`Function`.
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import inspect
 import numbers
@@ -117,17 +116,10 @@ class _Tape:
         return tuple(found)
 
 
-# The tapes of the vjp calls whose f is running, innermost last: a tuple in a context
-# variable, so that each thread has its own (a vjp in one thread never records into
-# another's tape), while fancydl.parallel's worker, which runs in a copy of the
-# caller's context, sees the caller's.
-_active_tapes = contextvars.ContextVar("fancydl_active_tapes", default=())
-
-
 def _nested_error(where):
     return TypeError(
         f"{where} is a value traced by another fancydl.vjp (or grad, value_and_grad) "
-        f"call than the running one, whose gradient would silently be cut: nested "
+        f"call than the values it meets, whose gradient would silently be cut: nested "
         f"differentiation of traced values is not supported (fancydl computes first "
         f"derivatives only). Call an inner vjp/grad on plain arrays only, and keep "
         f"traced values inside the function that produced them")
@@ -314,14 +306,10 @@ def _kept_arrays(out):
 
 
 def _tape_of(cls, args):
-    """The tape of the one :func:`vjp` call that traces the traced ``args``.
-
-    That is the innermost running call; or, where none runs (a thread started by
-    ``f``), the call the values come from. Values of another call would have their
-    gradient cut when the inner call returns plain arrays: refused.
-    """
-    tapes = _active_tapes.get()
-    tape = tapes[-1] if tapes else None
+    """The tape of the :func:`vjp` call that traces the traced ``args`` (each traced
+    value carries its call's tape). Values of two calls (a vjp nested in another one)
+    would have a gradient cut when the inner call returns plain arrays: refused."""
+    tape = None
     for i, a in enumerate(args):
         if isinstance(a, Traced):
             if tape is None:
@@ -476,14 +464,14 @@ def _vjp(f, args, kwargs, differentiated, caller):
     tape = _Tape()
     arg_defs, arg_leaves, call_args = [], [], []
     for i, a in enumerate(args):
-        leaves, treedef = tree_flatten(a)
-        if any(isinstance(x, Traced) for x in leaves):
-            raise _nested_error(f"{caller}: argument {i}")
-        if i not in differentiated:
+        if i not in differentiated:  # (a traced value inside is refused where it is used)
             arg_defs.append(None)
             arg_leaves.append(None)
             call_args.append(a)
             continue
+        leaves, treedef = tree_flatten(a)
+        if any(isinstance(x, Traced) for x in leaves):
+            raise _nested_error(f"{caller}: argument {i}")
         traced = [Traced(x, None, tape) if _is_float_array(x) else None for x in leaves]
         arg_defs.append(treedef)
         arg_leaves.append(traced)
@@ -493,11 +481,7 @@ def _vjp(f, args, kwargs, differentiated, caller):
             if t is not None:
                 tape.register(f"argument {i}" + (f" (leaf {j})" if treedef.kind else "")
                               + f" of {caller}", t.value)
-    token = _active_tapes.set(_active_tapes.get() + (tape,))
-    try:
-        result = f(*call_args, **kwargs)
-    finally:
-        _active_tapes.reset(token)
+    result = f(*call_args, **kwargs)
     outputs, out_def = tree_flatten(result)
     for k, o in enumerate(outputs):
         if isinstance(o, Traced) and o.tape is not tape:

@@ -25,7 +25,7 @@ from .conv import conv2d
 from .elementwise import add, mean, mul, relu, sigmoid
 from .validation import check_array, check_float_array, check_int, check_pair, \
     check_same_dtype
-from .windows import conv_output_size
+from .windows import check_kernel_fits, conv_output_size
 
 __all__ = ["channel_shuffle", "squeeze_excitation", "squeeze_excitation_scale",
            "depthwise_separable_conv", "shufflenet_unit", "conv2d_param_count",
@@ -460,11 +460,6 @@ def conv2d_macs(in_channels, out_channels, kernel_size, input_size, stride=1, pa
     strides = check_pair(op, "stride", stride, minimum=1)
     pads = check_pair(op, "padding", padding, minimum=0)
     dilations = check_pair(op, "dilation", dilation, minimum=1)
-    extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilations))
-    padded = tuple(n + 2 * p for n, p in zip(size, pads))
-    if any(e > n for e, n in zip(extent, padded)):
-        raise ValueError(f"{op}: the dilated kernel {extent} (kernel_size {kernel}, "
-                         f"dilation {dilations}) is larger than the padded input "
-                         f"{padded}: the convolution has no output")
+    check_kernel_fits(op, size, kernel, tuple((p, p) for p in pads), dilations)
     out = [conv_output_size(*args) for args in zip(size, kernel, strides, pads, dilations)]
     return out_channels * out[0] * out[1] * (in_channels // groups) * kernel[0] * kernel[1]

@@ -82,10 +82,10 @@ from .rows import add_channel_bias, channel_sums
 from .parallel import halves
 from .validation import (check_choice, check_float_array, check_int, check_pair,
                          check_same_dtype)
-from .windows import (WindowGeometry, _transposed_length, add_rows, conv_output_size,
-                      conv_transpose_output_size, effective_kernel_size, fold_offsets,
-                      image_from_pixel_table, kernel_offsets, offset_view, pad2d,
-                      pixel_table, receptive_field, unpad2d, work_chunks)
+from .windows import (WindowGeometry, _transposed_length, add_rows, check_kernel_fits,
+                      conv_output_size, conv_transpose_output_size, effective_kernel_size,
+                      fold_offsets, image_from_pixel_table, kernel_offsets, offset_view,
+                      pad2d, pixel_table, receptive_field, unpad2d, work_chunks)
 
 __all__ = ["conv2d", "conv_transpose2d", "im2col", "col2im", "conv_output_size",
            "conv_transpose_output_size", "effective_kernel_size", "receptive_field"]
@@ -1715,13 +1715,7 @@ def _conv_padding(op, padding, stride, kernel_size, dilation):
 
 def _check_output_size(op, spatial, geom, out_size):
     if min(out_size) <= 0:
-        padded = geom.padded_shape(tuple(spatial))
-        effective = tuple(effective_kernel_size(k, d)
-                          for k, d in zip(geom.kernel, geom.dilation))
-        raise ValueError(f"{op}: the (dilated) kernel of size {effective} (kernel_size "
-                         f"{geom.kernel}, dilation {geom.dilation}) is larger than "
-                         f"the padded input of size {padded} (input {tuple(spatial)}, "
-                         f"padding {geom.pad_widths}); the output would be {out_size}")
+        check_kernel_fits(op, tuple(spatial), geom.kernel, geom.pad_widths, geom.dilation)
 
 
 def _conv2d_geometry(op, input, weight, bias, stride, padding, dilation, groups):

@@ -74,8 +74,7 @@ def calculate_gain(nonlinearity, param=None):
     if nonlinearity == "selu":
         return 3.0 / 4
     # Any slope but NaN (an infinite one gives gain 0, as in PyTorch).
-    slope = 0.01 if param is None else check_real("calculate_gain", "param", param,
-                                                  minimum=-math.inf, maximum=math.inf)
+    slope = 0.01 if param is None else check_real("calculate_gain", "param", param)
     return math.sqrt(2.0 / (1 + slope ** 2))
 
 
@@ -137,7 +136,7 @@ def _normal(op, rng, shape, std, dtype):
 def _kaiming_std(op, shape, a, mode, nonlinearity):
     check_choice(op, "mode", mode, ("fan_in", "fan_out"))
     if a is not None:  # None: calculate_gain's default slope, as in PyTorch
-        a = check_real(op, "a", a, minimum=-math.inf, maximum=math.inf)  # not NaN
+        a = check_real(op, "a", a)  # any slope but NaN
     fan_in, fan_out = fan_in_and_fan_out(_check_shape(op, shape))
     fan = fan_in if mode == "fan_in" else fan_out
     return calculate_gain(nonlinearity, a) / math.sqrt(fan) if fan else 0.0
@@ -201,9 +200,7 @@ def kaiming_normal(rng, shape, a=0, mode="fan_in", nonlinearity="leaky_relu",
 
 def _xavier_std(op, shape, gain):
     # PyTorch's uniform_ and normal_ refuse a negative range or std.
-    gain = check_real(op, "gain", gain, minimum=0.0)
-    if gain == math.inf:
-        raise ValueError(f"{op}: gain must be finite, got inf")
+    gain = check_real(op, "gain", gain, minimum=0.0, finite=True)
     fan_in, fan_out = fan_in_and_fan_out(_check_shape(op, shape))
     return gain * math.sqrt(2.0 / (fan_in + fan_out)) if fan_in + fan_out else 0.0
 

@@ -31,9 +31,9 @@ from .crosscheck import torch_reference, torchvision_ops
 from .elementwise import neg
 from .parallel import halves, single_blas_thread
 from .validation import check_array, check_float_array, check_int, check_pair, check_real
-from .windows import (WindowGeometry, add_rows, fold_offsets, kernel_offsets, offset_view,
-                      pad2d, phase_view, pool_output_size, stride_phases, unpad2d,
-                      uses_phases, work_chunks)
+from .windows import (WindowGeometry, add_rows, check_kernel_fits, fold_offsets,
+                      kernel_offsets, offset_view, pad2d, phase_view, pool_output_size,
+                      stride_phases, unpad2d, uses_phases, work_chunks)
 
 __all__ = ["max_pool2d", "max_unpool2d", "avg_pool2d", "min_pool2d",
            "adaptive_max_pool2d", "adaptive_avg_pool2d", "stochastic_pool2d", "roi_pool",
@@ -87,10 +87,7 @@ def pool_geometry(op, input, kernel_size, stride=None, padding=0, dilation=1,
     out = tuple(pool_output_size(n, k, s, p, d, bool(ceil_mode))
                 for n, k, s, p, d in zip(size, kernel, stride, padding, dilation))
     if min(out) < 1:
-        padded = tuple(n + 2 * p for n, p in zip(size, padding))
-        raise ValueError(f"{op}: kernel_size={kernel} with dilation={dilation} is larger "
-                         f"than the padded input {padded} (input {tuple(size)}, "
-                         f"padding={padding}): the output would be {out}")
+        check_kernel_fits(op, size, kernel, tuple((p, p) for p in padding), dilation)
     # ceil_mode windows may hang over the bottom/right padding: pad far enough for them.
     after = tuple(max(p, (o - 1) * s + d * (k - 1) + 1 - n - p)
                   for n, k, s, p, d, o in zip(size, kernel, stride, padding, dilation, out))

@@ -485,9 +485,8 @@ def add_poisson_noise(image, peak, rng):
     ndarray of ``image``'s shape and dtype
     """
     check_float_array("add_poisson_noise", "image", image)
-    peak = check_real("add_poisson_noise", "peak", peak, minimum=0.0, inclusive=False)
-    if peak == np.inf:
-        raise ValueError("add_poisson_noise: peak must be finite, got inf")
+    peak = check_real("add_poisson_noise", "peak", peak, minimum=0.0, inclusive=False,
+                      finite=True)
     _check_generator("add_poisson_noise", rng)
     if image.size and not np.min(image) >= 0:
         raise ValueError(f"add_poisson_noise: image must be non-negative (it holds "
@@ -599,11 +598,8 @@ def motion_psf(length, angle=0.0, size=None, dtype=np.float64):
     >>> motion_psf(4)[2]
     array([0.125, 0.25 , 0.25 , 0.25 , 0.125])
     """
-    length = check_real("motion_psf", "length", length, minimum=1.0)
-    if length == np.inf:
-        raise ValueError("motion_psf: length must be finite, got inf")
-    angle = check_real("motion_psf", "angle", angle, minimum=-np.inf, maximum=np.inf,
-                       inclusive=False)  # finite
+    length = check_real("motion_psf", "length", length, minimum=1.0, finite=True)
+    angle = check_real("motion_psf", "angle", angle, finite=True)
     dtype = check_float_dtype("motion_psf", dtype)
     if size is None:
         size = int(np.ceil(length)) // 2 * 2 + 1

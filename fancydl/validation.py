@@ -8,6 +8,7 @@ imports only the leaf module :mod:`fancydl._traced`, so any module can import it
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -94,11 +95,15 @@ def check_int(op, name, value, minimum=None):
     return int(value)
 
 
-def check_real(op, name, value, minimum=None, maximum=None, inclusive=True):
-    """Check that ``value`` is a real number within the given bounds."""
+def check_real(op, name, value, minimum=None, maximum=None, inclusive=True,
+               finite=False):
+    """Check that ``value`` is a real number (never NaN) within the given bounds, and
+    with ``finite`` not ±inf; returns it as a float."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{op}: {name} must be a real number, got {_describe(value)}")
     value = float(value)
+    if finite and math.isinf(value):
+        raise ValueError(f"{op}: {name} must be finite, got {value}")
     low_bad = minimum is not None and (value < minimum if inclusive else value <= minimum)
     high_bad = maximum is not None and (value > maximum if inclusive else value >= maximum)
     if low_bad or high_bad or np.isnan(value):

@@ -26,7 +26,8 @@ import numpy as np
 
 from .validation import check_int, check_pair
 
-__all__ = ["effective_kernel_size", "conv_output_size", "conv_transpose_output_size",
+__all__ = ["effective_kernel_size", "check_kernel_fits", "conv_output_size",
+           "conv_transpose_output_size",
            "receptive_field", "pool_output_size", "pad2d",
            "unpad2d", "kernel_offsets", "offset_view", "add_to_offset", "stride_phases",
            "phase_view", "phase_zeros", "merge_phases", "uses_phases", "fold_offsets",
@@ -236,6 +237,35 @@ def _output_length(size, kernel_size, stride, padding, dilation):
     return (size + padding[0] + padding[1] - dilation * (kernel_size - 1) - 1) // stride + 1
 
 
+def check_kernel_fits(op, size, kernel_size, pad_widths, dilation):
+    """Refuse a (dilated) kernel larger than the padded input along some axis: such a
+    convolution or pooling has no output, and PyTorch refuses it too.
+
+    Parameters
+    ----------
+    op : str
+        Operator name, for the message.
+    size, kernel_size, dilation : tuple of int
+        One entry per axis (validated).
+    pad_widths : tuple of (int, int)
+        Padding before and after, per axis.
+
+    Raises
+    ------
+    ValueError
+        Naming the dilated kernel ``dilation·(kernel_size - 1) + 1`` and the padded
+        input, per axis.
+    """
+    extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel_size, dilation))
+    padded = tuple(n + before + after for n, (before, after) in zip(size, pad_widths))
+    if any(e > n for e, n in zip(extent, padded)):
+        raise ValueError(f"{op}: the dilated kernel {extent} (kernel_size "
+                         f"{tuple(kernel_size)}, dilation {tuple(dilation)}) is larger "
+                         f"than the padded input "
+                         f"{padded} (input {tuple(size)}, padding {tuple(pad_widths)}): "
+                         f"there is no output")
+
+
 def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
     """Output length of a convolution along one axis (PyTorch's formula).
 
@@ -256,14 +286,8 @@ def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
     op = "conv_output_size"
     _check_sizes(op, size=size, kernel_size=kernel_size, stride=stride, dilation=dilation)
     pads = check_pair(op, "padding", padding, minimum=0)
-    out = _output_length(size, kernel_size, stride, pads, dilation)
-    if out < 1:
-        raise ValueError(f"{op}: the dilated kernel dilation·(kernel_size - 1) + 1 = "
-                         f"{effective_kernel_size(kernel_size, dilation)} (kernel_size="
-                         f"{kernel_size}, dilation={dilation}) is larger than the padded "
-                         f"input of length {size + sum(pads)} (size={size}, padding="
-                         f"{padding}): there is no output")
-    return out
+    check_kernel_fits(op, (size,), (kernel_size,), (pads,), (dilation,))
+    return _output_length(size, kernel_size, stride, pads, dilation)
 
 
 def _transposed_length(size, kernel_size, stride, padding, output_padding, dilation):

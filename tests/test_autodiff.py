@@ -789,6 +789,38 @@ def test_a_complex_result_from_traced_arguments_is_refused(rng):
     assert Rotate.apply(np.ones(2)).dtype == np.complex128  # untraced: computed
 
 
+def test_outer_values_computed_while_an_inner_grad_runs_keep_their_gradient(rng):
+    """An inner grad on plain arrays may run while f computes with its own traced
+    values (here, inside the inner function): their gradient is not cut, and the
+    engine used to refuse them as nested."""
+    x, w0 = rng.standard_normal(3), rng.standard_normal(2)
+
+    def f(x):
+        kept = {}
+
+        def inner(w):
+            kept["h"] = fancydl.tanh(x)  # x is traced by the outer vjp
+            return fancydl.sum(w * w)
+
+        scale = float(fancydl.grad(inner)(w0).sum())
+        return kept["h"] * scale
+
+    upstream = rng.standard_normal(3)
+    (grad_x,) = fancydl.vjp(f, x)[1](upstream)
+    np.testing.assert_allclose(grad_x, upstream * (1 - np.tanh(x) ** 2) * 2 * w0.sum())
+
+
+def test_arguments_that_are_not_differentiated_are_not_walked(rng):
+    """value_and_grad(loss)(w, data) flattened all of data (50,000 items: 73 ms a
+    call), and a self-referencing argument hit the recursion limit."""
+    data = [1.0]
+    data.append(data)  # refers to itself
+    value, grad_w = fancydl.value_and_grad(lambda w, d: fancydl.sum(w * d[0]))(
+        np.ones(3), data)
+    assert value == 3.0
+    np.testing.assert_array_equal(grad_w, np.ones(3))
+
+
 def test_each_thread_records_into_its_own_tape():
     """An operation of thread A recorded while thread B's vjp ran went to B's tape:
     A's in-place change went unnoticed and A's gradient was wrong."""

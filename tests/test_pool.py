@@ -113,7 +113,7 @@ def test_windows_larger_than_the_padded_input_are_refused_like_torch(data, op):
     x = np.zeros(shape)
     with pytest.raises(RuntimeError):
         getattr(torch.nn.functional, op)(torch.tensor(x), **kwargs)
-    with pytest.raises(ValueError, match=f"{op}: kernel_size=.*larger than the padded"):
+    with pytest.raises(ValueError, match=f"{op}: the dilated kernel .*larger than the padded"):
         getattr(fancydl, op)(x, **kwargs)
 
 
@@ -737,8 +737,8 @@ X = np.zeros((1, 2, 4, 4))
 
 
 @pytest.mark.parametrize("call, error, match", [
-    (lambda: fancydl.max_pool2d(X, 7), ValueError, r"kernel_size=\(7, 7\).*larger than the "
-                                                   r"padded input \(4, 4\)"),
+    (lambda: fancydl.max_pool2d(X, 7), ValueError,
+     r"the dilated kernel \(7, 7\).*larger than the padded input \(4, 4\)"),
     (lambda: fancydl.max_pool2d(X, 3, padding=2), ValueError,
      r"padding must be at most half of kernel_size \(1, 1\), got padding=\(2, 2\)"),
     (lambda: fancydl.avg_pool2d(X, 2, stride=0), ValueError, r"stride.*got 0"),
@@ -746,7 +746,7 @@ X = np.zeros((1, 2, 4, 4))
     (lambda: fancydl.max_pool2d(X, 2.0), TypeError, r"kernel_size must be .* got float 2.0"),
     (lambda: fancydl.max_pool2d(X[0, 0], 2), ValueError, r"input must have 3 or 4 dim"),
     (lambda: fancydl.max_pool2d(X.astype(int), 2), TypeError, r"input must have dtype float"),
-    (lambda: fancydl.min_pool2d(X, 5), ValueError, r"min_pool2d: kernel_size"),
+    (lambda: fancydl.min_pool2d(X, 5), ValueError, r"min_pool2d: the dilated kernel \(5, 5\)"),
     (lambda: fancydl.max_pool2d(np.zeros((1, 0, 4, 4)), 2), ValueError, r"non-empty"),
     (lambda: fancydl.avg_pool2d(X, 2, divisor_override=0), ValueError,
      r"divisor_override must be non-zero, got 0"),

@@ -47,3 +47,10 @@ def test_check_real_states_only_the_bounds_it_has(bounds, stated):
         check_real("op", "x", float("nan"), **bounds)
     with pytest.raises(ValueError, match=r"^op: x must be > 0, got 0.0$"):
         check_real("op", "x", 0, minimum=0, inclusive=False)
+
+
+def test_check_real_finite_refuses_infinities_only_when_asked():
+    assert check_real("op", "x", float("inf")) == float("inf")
+    with pytest.raises(ValueError, match=r"^op: x must be finite, got -inf$"):
+        check_real("op", "x", -float("inf"), finite=True)
+    assert check_real("op", "x", 2, minimum=0, finite=True) == 2.0

@@ -124,7 +124,8 @@ def test_grid_kinds_of_a_transposed_convolution():
 
 def test_output_size_and_refusals():
     assert conv_geometry(7, 3, dilation=2).output_size == (3, 3)
-    with pytest.raises(ValueError, match=r"effective kernel \(5, 5\) is larger"):
+    with pytest.raises(ValueError, match=r"conv_geometry: the dilated kernel \(5, 5\) .*is "
+                                         r"larger than the padded input \(4, 4\)"):
         conv_geometry(4, 3, dilation=2)
     with pytest.raises(ValueError, match=r"output_padding must be smaller than"):
         conv_geometry(3, 3, stride=2, transposed=True, output_padding=2)

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..validation import check_int, check_pair
-from ..windows import (conv_output_size, conv_transpose_output_size,
-                       effective_kernel_size, kernel_offsets, offset_view)
+from ..windows import (check_kernel_fits, conv_output_size, conv_transpose_output_size,
+                       kernel_offsets, offset_view)
 from .style import COLORS
 
 __all__ = ["ConvGeometry", "conv_geometry", "draw_conv_step", "conv_arithmetic_animation",
@@ -168,10 +168,8 @@ def conv_geometry(input_size, kernel_size, stride=1, padding=0, dilation=1, tran
         drawn_stride = (1, 1)
     else:
         kinds, coords = _direct_grid(input_size, padding)
-        extent = tuple(effective_kernel_size(k, d) for k, d in zip(kernel_size, dilation))
-        if any(e > n for e, n in zip(extent, kinds.shape)):
-            raise ValueError(f"{op}: the effective kernel {extent} is larger than the "
-                             f"padded input {kinds.shape}: there is no output")
+        check_kernel_fits(op, input_size, kernel_size, tuple((p, p) for p in padding),
+                          dilation)
         output_size = tuple(conv_output_size(n, k, s, p, d) for n, k, s, p, d in zip(
             input_size, kernel_size, stride, padding, dilation))
         drawn_stride = stride
