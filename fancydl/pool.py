@@ -346,7 +346,7 @@ def _max_pool_by_axes(x, geom):
     """max_pool2d's output and flat indices (:func:`_flat_indices`) one axis at a time
     (:func:`_maximum_by_axes`); a window whose maximum is -inf points at its first real
     pixel, never at the padding, as :func:`_window_maximum`'s does."""
-    (oh, ow), (sh, _), (dh, _) = geom.out_size, geom.stride, geom.dilation
+    oh, (sh, _), (dh, _) = geom.out_size[0], geom.stride, geom.dilation
     out, row_tap, col_tap = _maximum_by_axes(
         pad2d(x, geom.pad_widths, -np.inf), lambda a: _axis_views(a, geom, -1),
         lambda b: _axis_views(b, geom, -2), geom.kernel,

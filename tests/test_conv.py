@@ -151,21 +151,29 @@ def test_conv2d_forward_and_gradients_match_torch(case):
                         case["kwargs"], case["dtype"])
 
 
-@given(conv_cases())
-def test_shifted_gemm_path_matches_torch(case):
-    # The stride-1 shifted-GEMM path normally needs >= 16 channels; force it on.
+# Strategies that ordinary cases rarely reach, forced on: the stride-1 shifted GEMM
+# (normally >= 16 channels) and the gathered columns (normally inputs that are mostly
+# padding, issue D2).
+FORCED_PATHS = pytest.mark.parametrize("setting, value", [
+    ("SHIFTED_GEMM_MIN_CHANNELS", 1), ("MOSTLY_PADDING_RATIO", 0)])
+
+
+@FORCED_PATHS
+@given(case=conv_cases())
+def test_conv2d_through_a_forced_path_matches_torch(setting, value, case):
     torch = pytest.importorskip("torch")
     rng, x, w, b = make_arrays(case)
-    with mock.patch.object(conv_module, "SHIFTED_GEMM_MIN_CHANNELS", 1):
+    with mock.patch.object(conv_module, setting, value):
         check_against_torch(fancydl.conv2d, torch.nn.functional.conv2d, x, w, b, rng,
                             case["kwargs"], case["dtype"])
 
 
-@given(conv_transpose_cases())
-def test_conv_transpose2d_through_the_shifted_gemm_path_matches_torch(case):
+@FORCED_PATHS
+@given(case=conv_transpose_cases())
+def test_conv_transpose2d_through_a_forced_path_matches_torch(setting, value, case):
     torch = pytest.importorskip("torch")
     rng, x, w, b = make_arrays(case, transposed=True)
-    with mock.patch.object(conv_module, "SHIFTED_GEMM_MIN_CHANNELS", 1):
+    with mock.patch.object(conv_module, setting, value):
         check_against_torch(fancydl.conv_transpose2d, torch.nn.functional.conv_transpose2d,
                             x, w, b, rng, case["kwargs"], case["dtype"])
 
@@ -1177,24 +1185,8 @@ def test_depthwise_shared_columns_input_gradient_of_an_infinite_weight_is_torchs
 
 # --- padding, stride or dilation much larger than the kernel (issue D2) -----------------
 
-@given(conv_cases())
-def test_gathered_columns_path_matches_torch(case):
-    """Every conv2d geometry through the gathered strategy (forced on)."""
-    torch = pytest.importorskip("torch")
-    rng, x, w, b = make_arrays(case)
-    with mock.patch.object(conv_module, "MOSTLY_PADDING_RATIO", 0):
-        check_against_torch(fancydl.conv2d, torch.nn.functional.conv2d, x, w, b, rng,
-                            case["kwargs"], case["dtype"])
-
-
-@given(conv_transpose_cases())
-def test_conv_transpose2d_through_the_gathered_columns_path_matches_torch(case):
-    torch = pytest.importorskip("torch")
-    rng, x, w, b = make_arrays(case, transposed=True)
-    with mock.patch.object(conv_module, "MOSTLY_PADDING_RATIO", 0):
-        check_against_torch(fancydl.conv_transpose2d, torch.nn.functional.conv_transpose2d,
-                            x, w, b, rng, case["kwargs"], case["dtype"])
-
+# (Every conv2d and conv_transpose2d geometry through the gathered strategy:
+# test_conv2d_through_a_forced_path_matches_torch and its transposed twin, above.)
 
 @given(window_cases())
 def test_im2col_and_col2im_through_gathered_columns_match_unfold_and_fold(case):
